@@ -1,0 +1,1 @@
+"""The gradtrace command line: a thin click layer over the tracer library."""

@@ -1,0 +1,108 @@
+"""Name tensors after the variables that hold them: names= first, then the caller's locals, then its globals."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any
+
+import torch
+
+_OWN_DIRS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.abspath(torch.__file__)) + os.sep,
+)
+_SKIPPED_GLOBALS = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
+
+
+def user_frame(start: FrameType | None = None) -> FrameType | None:
+    """The innermost frame outside gradtrace and torch: the user's line that started the pass."""
+    frame = start if start is not None else sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(_OWN_DIRS) and not frame.f_code.co_filename.startswith("<frozen"):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def frame_source(frame: FrameType | None) -> str | None:
+    return None if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+class NameBook:
+    """Maps tensors to names for one pass; holds references so that ids stay valid until it is dropped."""
+
+    def __init__(self, names: Any = None, frame: FrameType | None = None) -> None:
+        self._by_id: dict[int, str] = {}
+        self._tensors: list[torch.Tensor] = []  # keeps the named tensors alive so id() stays unique
+        self.explicit: dict[str, torch.Tensor] = {}  # names= and modules seen: leaves expected in the pass
+        self.retained: list[tuple[str, torch.Tensor]] = []  # non-leaves with retain_grad() in the frame
+        if names is not None:
+            self._add_explicit(names)
+        if frame is not None:
+            self._add_scope(frame.f_locals, explicit_modules=True)
+            if frame.f_globals is not frame.f_locals:
+                self._add_scope(frame.f_globals, explicit_modules=True, skip_private=True)
+
+    def get(self, tensor: torch.Tensor) -> str | None:
+        return self._by_id.get(id(tensor))
+
+    def _put(self, name: str, tensor: torch.Tensor) -> bool:
+        if id(tensor) in self._by_id:
+            return False
+        self._by_id[id(tensor)] = name
+        self._tensors.append(tensor)
+        return True
+
+    def _add_explicit(self, names: Any) -> None:
+        if isinstance(names, torch.nn.Module):
+            prefix = _module_variable(names)
+            for pname, param in names.named_parameters():
+                full = f"{prefix}.{pname}" if prefix else pname
+                self._put(full, param)
+                self.explicit[full] = param
+            return
+        if not isinstance(names, Mapping):
+            raise TypeError(
+                f"names= must be a dict of name -> tensor (or module), or an nn.Module; got {type(names).__name__}. "
+                "Example: names={'x': x, 'w': w} or names=model"
+            )
+        for key, value in names.items():
+            if isinstance(value, torch.nn.Module):
+                for pname, param in value.named_parameters():
+                    self._put(f"{key}.{pname}", param)
+                    self.explicit[f"{key}.{pname}"] = param
+            elif isinstance(value, torch.Tensor):
+                self._put(str(key), value)
+                self.explicit[str(key)] = value
+            else:
+                raise TypeError(
+                    f"names={{{key!r}: ...}} must map to a tensor or an nn.Module, got {type(value).__name__}"
+                )
+
+    def _add_scope(self, scope: Mapping[str, Any], *, explicit_modules: bool, skip_private: bool = False) -> None:
+        modules: list[tuple[str, torch.nn.Module]] = []
+        for key, value in list(scope.items()):
+            if skip_private and (key.startswith("_") or key in _SKIPPED_GLOBALS):
+                continue
+            if isinstance(value, torch.Tensor):
+                if self._put(key, value) and value.retains_grad and not value.is_leaf:
+                    self.retained.append((key, value))
+            elif isinstance(value, torch.nn.Module):
+                modules.append((key, value))
+        for key, module in modules:
+            for pname, param in module.named_parameters():
+                self._put(f"{key}.{pname}", param)
+
+
+def _module_variable(module: torch.nn.Module) -> str | None:
+    """The caller's variable name for a module passed as names=, so its leaves read 'model.0.weight'."""
+    frame = user_frame(sys._getframe(1))
+    for scope in (frame.f_locals, frame.f_globals) if frame is not None else ():
+        for key, value in scope.items():
+            if value is module and not key.startswith("_"):
+                return key
+    return None

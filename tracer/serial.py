@@ -1,0 +1,232 @@
+"""Versioned JSON for traces: dataclasses to plain JSON and back, checked field by field, never executing code.
+
+The schema is the dataclasses in model.py: their type hints drive both directions. Non-finite floats are
+written as the strings "NaN", "Infinity" and "-Infinity" so the text is standard JSON (browsers parse it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from .errors import TraceFormatError
+from .model import Trace
+
+FORMAT = "gradtrace.trace"
+VERSION = 1
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+MAX_TEXT = 512 * 1024 * 1024  # refuse to parse more than this: a trace file is never that large
+
+
+def to_plain(obj: Any) -> Any:
+    """Dataclasses, tuples and mappings to JSON-ready dicts, lists and numbers."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, tuple | list):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    return obj
+
+
+def dumps(trace: Trace, *, indent: int | None = 1) -> str:
+    document = {"format": FORMAT, "version": VERSION, "trace": to_plain(trace)}
+    return json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def loads(text: str | bytes) -> Trace:
+    """Parse trace JSON text; raises TraceFormatError naming what is wrong and where."""
+    if len(text) > MAX_TEXT:
+        raise TraceFormatError(f"trace text is {len(text)} bytes, more than the {MAX_TEXT} a trace can be")
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise TraceFormatError("not a gradtrace trace: the JSON is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, oversized integers
+        raise TraceFormatError(f"not a gradtrace trace: invalid JSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise TraceFormatError(
+            f'not a gradtrace trace: expected a JSON object with "format": "{FORMAT}", found {found!r}'
+        )
+    version = document.get("version")
+    if version != VERSION:
+        raise TraceFormatError(
+            f"unsupported trace version {version!r}: this gradtrace reads version {VERSION}; "
+            "re-record the trace, or use the gradtrace version that wrote it"
+        )
+    if set(document) - {"format", "version", "trace"}:
+        raise TraceFormatError(f"unknown top-level keys: {sorted(set(document) - {'format', 'version', 'trace'})}")
+    trace: Trace = from_plain(Trace, document.get("trace"), "trace")
+    validate(trace)
+    return trace
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"bare {name} is not JSON; non-finite numbers are written as strings")
+
+
+def load(source: str | os.PathLike[str] | bytes) -> Trace:
+    """A Trace from a JSON file path or from JSON text."""
+    if isinstance(source, bytes):
+        return loads(source)
+    if isinstance(source, str) and source.lstrip()[:1] in ("{", "["):
+        return loads(source)
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"no trace file at {str(path)!r}")
+    if path.is_dir():
+        raise TraceFormatError(f"{str(path)!r} is a folder; give the path of a trace .json file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TraceFormatError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        return loads(data)
+    except TraceFormatError as exc:
+        raise TraceFormatError(f"{path}: {exc}") from None
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    cached = _HINTS.get(cls)
+    if cached is None:
+        cached = _HINTS[cls] = get_type_hints(cls)
+    return cached
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def from_plain(tp: Any, data: Any, path: str) -> Any:
+    """Build a value of type `tp` from parsed JSON, checking every field; `path` names where we are."""
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(data, dict):
+            raise _wrong(path, f"an object ({tp.__name__})", data)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        unknown = set(data) - set(fields)
+        if unknown:
+            raise TraceFormatError(f"{path}: unknown field(s) {sorted(unknown)} for {tp.__name__}")
+        hints = _hints(tp)
+        kwargs = {}
+        for name, f in fields.items():
+            if name in data:
+                kwargs[name] = from_plain(hints[name], data[name], f"{path}.{name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise TraceFormatError(f"{path}: missing field {name!r} of {tp.__name__}")
+        return tp(**kwargs)
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if data is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return from_plain(option, data, path)
+            except TraceFormatError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise _wrong(path, " or ".join(_type_name(o) for o in options), data)
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(data, list):
+            raise _wrong(path, "a list", data)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_plain(args[0], item, f"{path}[{i}]") for i, item in enumerate(data))
+        if len(data) != len(args):
+            raise TraceFormatError(f"{path}: expected {len(args)} items, found {len(data)}")
+        return tuple(from_plain(a, item, f"{path}[{i}]") for i, (a, item) in enumerate(zip(args, data, strict=True)))
+    if origin in (Mapping, dict, typing.Mapping) or tp in (Mapping,):
+        _, value_tp = get_args(tp)
+        if not isinstance(data, dict):
+            raise _wrong(path, "an object", data)
+        return types.MappingProxyType({str(k): from_plain(value_tp, v, f"{path}[{k!r}]") for k, v in data.items()})
+    if origin is Literal:
+        if data not in get_args(tp) or isinstance(data, bool) != any(isinstance(a, bool) for a in get_args(tp)):
+            raise TraceFormatError(f"{path}: expected one of {list(get_args(tp))}, found {data!r}")
+        return data
+    if tp is bool:
+        if not isinstance(data, bool):
+            raise _wrong(path, "true or false", data)
+        return data
+    if tp is int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise _wrong(path, "a whole number", data)
+        return data
+    if tp is float:
+        if isinstance(data, str) and data in _NONFINITE:
+            return _NONFINITE[data]
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise _wrong(path, "a number", data)
+        return float(data)
+    if tp is str:
+        if not isinstance(data, str):
+            raise _wrong(path, "a string", data)
+        return data
+    raise TraceFormatError(f"{path}: cannot read a value of type {tp!r}")  # pragma: no cover - schema bug
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp)
+
+
+def _wrong(path: str, expected: str, found: Any) -> TraceFormatError:
+    shown = repr(found)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return TraceFormatError(f"{path}: expected {expected}, found {type(found).__name__} {shown}")
+
+
+def validate(trace: Trace) -> None:
+    """Consistency a well-formed trace always has: ids, edge targets, shapes matching values."""
+    ids = [n.id for n in trace.nodes]
+    if ids != list(range(1, len(ids) + 1)):
+        raise TraceFormatError("trace.nodes: node ids must be 1, 2, 3, ... in order")
+    executed = [n.executed for n in trace.nodes]
+    if executed != sorted(executed, reverse=True):
+        raise TraceFormatError("trace.nodes: executed nodes must come first, in step order")
+    known = set(ids)
+    for n in trace.nodes:
+        where = f"trace.nodes[{n.id - 1}]"
+        for k, e in enumerate(n.edges):
+            if e.target is not None and e.target not in known:
+                raise TraceFormatError(f"{where}.edges[{k}]: target {e.target} is not a node of this trace")
+        for label, group in (("v", n.v), ("vjp", n.vjp)):
+            for k, t in enumerate(group):
+                _check_tensor(t, f"{where}.{label}[{k}]")
+        if len(n.vjp) > len(n.edges):
+            raise TraceFormatError(f"{where}.vjp: {len(n.vjp)} entries for {len(n.edges)} edges")
+    for s in trace.seeds:
+        if s.target is not None and s.target not in known:
+            raise TraceFormatError(f"trace.seeds[{s.index}].target: {s.target} is not a node of this trace")
+        _check_tensor(s.v, f"trace.seeds[{s.index}].v")
+    for name, leaf in trace.leaves.items():
+        if leaf.name != name:
+            raise TraceFormatError(f"trace.leaves[{name!r}]: its name field says {leaf.name!r}")
+        if leaf.node is not None and leaf.node not in known:
+            raise TraceFormatError(f"trace.leaves[{name!r}].node: {leaf.node} is not a node of this trace")
+        for label in ("grad", "grad_before", "grad_total"):
+            _check_tensor(getattr(leaf, label), f"trace.leaves[{name!r}].{label}")
+
+
+def _check_tensor(t: Any, where: str) -> None:
+    if t is None:
+        return
+    if any(d < 0 for d in t.shape):
+        raise TraceFormatError(f"{where}.shape: dimensions cannot be negative, found {list(t.shape)}")
+    if t.values is not None and len(t.values) != math.prod(t.shape):
+        raise TraceFormatError(
+            f"{where}.values: {len(t.values)} values for shape {list(t.shape)} ({math.prod(t.shape)} elements)"
+        )
