@@ -13,7 +13,11 @@ import torch
 from .model import Capture, Stats, TensorInfo
 
 SAMPLE_SIZE = 1024  # elements read from a large tensor in the default capture
-SAMPLE_BLOCK = 32  # read as SAMPLE_SIZE // SAMPLE_BLOCK runs of consecutive elements: few cache lines touched
+# Read as SAMPLE_SIZE // SAMPLE_BLOCK evenly spaced runs of consecutive elements. Measured on 285 gradients of
+# a transformer: runs of 4 touch a quarter of the cache lines of single elements (4.6x faster on tensors
+# that left the cache) and estimate the norm about as well (median error 2.1%, 90th percentile 5.9%,
+# worst 11%, against 1.7%, 4.3% and 9.1%); runs of 32 were faster still but up to 35% off.
+SAMPLE_BLOCK = 4
 
 # How an entry was captured: values kept, sampled, exact statistics now, whole tensor kept, copied whole
 # for exact statistics later (too big to print, small enough to read), empty.
