@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'nodes':>6s} {'plain ms':>9s} {'traced ms':>10s} {'ratio':>7s} {'added µs/node':>14s}")
         for r in results["scaling"]:
             print(
-                f"  {r['nodes']:6d} {r['plain_ms']:9.1f} {r['traced_ms']:10.1f} {r['ratio']:6.3f}x {r['added_us_per_node']:14.1f}"
+                f"  {r['nodes']:6d} {r['plain_ms']:9.1f} {r['traced_ms']:10.1f} {r['ratio']:6.3f}x "
+                f"{r['added_us_per_node']:14.1f}"
             )
     if not args.no_render:
         results["rendering"] = render_suite(quick=args.quick)
