@@ -361,7 +361,7 @@ def test_dot_escapes_user_text() -> None:
     assert "<b>&" not in labels and "</script>" not in labels
     assert "&lt;b&gt;&amp;&quot;x&#39;\\\\n&lt;/script&gt;\\\\N &#93;" in text  # label: literal, \N not expanded
     tooltips = re.findall(r'tooltip="((?:[^"\\]|\\.)*)"', text)
-    assert any('<b>&\\"x\'\\\\\\\\n</script>\\\\\\\\N ]' in t for t in tooltips)
+    assert any("<b>&\\\"x'\\\\\\\\n</script>\\\\\\\\N ]" in t for t in tooltips)
 
 
 @pytest.mark.graphviz
