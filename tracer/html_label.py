@@ -94,10 +94,8 @@ def tensor(info: TensorInfo | None, ink: Ink, *, precision: int, max_elements: i
         if not info.shape:
             return text(numbers[0], colour, size=size)
         chunks = [", ".join(numbers[i : i + VECTOR_WRAP]) for i in range(0, len(numbers), VECTOR_WRAP)]
-        lines = "," + '<BR ALIGN="LEFT"/>'
-        return font(
-            lines.join(label_text(c) for c in chunks).join([label_text("["), label_text("]")]), colour, size=size
-        )
+        body = (',<BR ALIGN="LEFT"/>').join(label_text(c) for c in chunks)
+        return font(label_text("[") + body + label_text("]"), colour, size=size)
     return matrix(shown.rows, shown.labels, colour, ink, size=size)
 
 
