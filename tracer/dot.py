@@ -77,7 +77,7 @@ class _Builder:
                         ("id", f'"{key}"'),
                         ("class", '"gt-leaf gt-unrun"'),
                         ("label", self.labels.unreached(leaf)),
-                        ("tooltip", dot_multiline(tooltips.unreached(leaf))),
+                        ("tooltip", dot_multiline(tooltips.unreached(self.scene, leaf))),
                     ]
                 )
                 + ";"
@@ -198,7 +198,7 @@ class _Builder:
 
     def _edges(self, out: list[str]) -> None:
         scene = self.scene
-        show = self.opts.edge_labels
+        show = self.opts.edge_labels and not scene.compact  # edge labels double Graphviz's layout work
         for s in scene.trace.seeds:
             if s.target is None:
                 continue
