@@ -91,13 +91,14 @@ def _nest(values: list[str], shape: Shape) -> str:
 
 
 def norm_text(stats: Stats, precision: int) -> str:
-    mark = "" if stats.exact else APPROX
+    mark = "" if stats.exact or stats.norm_exact else APPROX
     return f"‖·‖ {mark}{number(stats.norm, precision)}"
 
 
 def stats_text(stats: Stats, precision: int) -> str:
     """One compact line: norm, min, max, mean, zeros, and NaN/Inf counts when there are any."""
     mark = "" if stats.exact else APPROX
+    counts_mark = "" if stats.exact or stats.norm_exact else APPROX  # an exact norm makes the counts exact
     parts = [
         norm_text(stats, precision),
         f"min {mark}{number(stats.min, precision)}",
@@ -106,9 +107,9 @@ def stats_text(stats: Stats, precision: int) -> str:
         f"{mark}{percent(stats.zeros)} zeros",
     ]
     if stats.nan:
-        parts.append(f"{mark}{stats.nan} NaN")
+        parts.append(f"{counts_mark}{stats.nan} NaN")
     if stats.inf:
-        parts.append(f"{mark}{stats.inf} Inf")
+        parts.append(f"{counts_mark}{stats.inf} Inf")
     return " · ".join(parts)
 
 
@@ -143,11 +144,13 @@ def details(info: TensorInfo | None, precision: int) -> list[str]:
     lines = [f"shape {shape_text(info.shape)} · {info.dtype} · {info.device} · {info.numel} elements"]
     stats = info.stats
     if stats is not None:
-        how = "exact" if stats.exact else f"estimated from {stats.sampled} of {info.numel} elements"
+        sampled = f"estimated from {stats.sampled} of {info.numel} elements"
+        how = "exact" if stats.exact or stats.norm_exact else sampled
+        rest = "" if stats.exact else f" ({sampled})"
         lines += [
             f"norm {number(stats.norm, precision)} ({how})",
             f"min {number(stats.min, precision)} · max {number(stats.max, precision)} · "
-            f"mean {number(stats.mean, precision)}",
+            f"mean {number(stats.mean, precision)}{rest}",
             f"zeros {percent(stats.zeros)} · NaN {stats.nan} · Inf {stats.inf}",
         ]
     if info.values is not None and info.numel:
