@@ -664,6 +664,7 @@ class _PassRecorder:
                     grad_before=exact_info(before),
                     grad_total=exact_info(total),
                     reason=None if grad is not None else "no gradient reached its node",
+                    input_nr=out_nr,
                 ),
             )
         for k, (t, at) in enumerate(self.input_nodes):
@@ -682,6 +683,7 @@ class _PassRecorder:
                 node=None if at is None else ids[at[0]],
                 grad=grad,
                 reason=None if grad is not None else "not on any path from the outputs",
+                input_nr=0 if at is None else at[1],
             )
         reached = {id(st.variable) for st in self.states if st.variable is not None}
         for name, t in self.names.explicit.items():
