@@ -37,10 +37,10 @@ def numeric_jacobian(
     present next edges flattened), or (None, 0, why) when the forward cannot give an independent one."""
     try:
         inputs = _forward_inputs(node)
-        return (
-            *_central_differences(node._forward_cls, inputs, grad_outputs, grad_inputs, present_out, present_in),
-            None,
+        matrix, size = _central_differences(
+            node._forward_cls, inputs, grad_outputs, grad_inputs, present_out, present_in
         )
+        return matrix, size, None
     except _NoReference as why:
         return None, 0.0, f"{NO_REFERENCE}: {why}"
     except Exception as exc:  # user code misbehaving must never reach the user's backward pass
