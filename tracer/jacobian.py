@@ -409,7 +409,7 @@ def _reference_check(
     """Compare with torch.autograd.functional.jacobian on fresh copies of the inputs."""
     fresh = tuple(x.detach().clone() for x in given)
     with paused():  # torch's reference passes are not the user's: keep them out of any open record() block
-        reference = torch.autograd.functional.jacobian(func, fresh)
+        reference = torch.autograd.functional.jacobian(func, fresh)  # type: ignore[no-untyped-call]
     # Inputs went in as a tuple, so each output gives a tuple over inputs; block (i, j) is out_i.shape + in_j.shape.
     per_output = [reference] if single_output else list(reference)
     expected = torch.cat(

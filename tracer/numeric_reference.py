@@ -15,6 +15,7 @@ differences disagree (a kink), and anything that raises all mean "no reference",
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -136,7 +137,9 @@ def _central_differences(
 _H = torch.finfo(torch.float64).eps ** (1 / 3)
 
 
-def _column(forward: Any, base: list[torch.Tensor], e: int, j: int, f0: torch.Tensor) -> torch.Tensor:
+def _column(
+    forward: Callable[[list[torch.Tensor]], torch.Tensor], base: list[torch.Tensor], e: int, j: int, f0: torch.Tensor
+) -> torch.Tensor:
     x = base[e]
     h = _H * max(1.0, abs(float(x.reshape(-1)[j])))
     plus, minus = list(base), list(base)
@@ -145,7 +148,8 @@ def _column(forward: Any, base: list[torch.Tensor], e: int, j: int, f0: torch.Te
     minus[e] = x.clone()
     minus[e].view(-1)[j] -= h
     f_plus, f_minus = forward(plus), forward(minus)
-    central = (f_plus - f_minus) / (2 * h)
+    h = float(plus[e].view(-1)[j] - minus[e].view(-1)[j]) / 2  # the step actually taken, after rounding
+    central: torch.Tensor = (f_plus - f_minus) / (2 * h)
     if not bool(torch.isfinite(central).all()):
         raise _NoReference("the forward is not finite next to this point")
     ahead, behind = (f_plus - f0) / h, (f0 - f_minus) / h
