@@ -27,7 +27,7 @@ from .graph import inflows
 from .model import Stats, TensorInfo, Trace
 from .numeric_reference import NO_REFERENCE
 from .structure import cut_edges
-from .textfmt import num
+from .textfmt import num, plural
 
 Severity = Literal["error", "warning", "info"]
 FlagKind = Literal["nonfinite", "wrong-backward", "unverified", "vanishing", "exploding", "zero", "none"]
@@ -97,7 +97,8 @@ class Health:
     def __str__(self) -> str:
         if not self.flags:
             return "health: no problems found"
-        counts = ", ".join(f"{len(self.by_severity(s))} {s}" for s in SEVERITIES if self.by_severity(s))
+        present = [s for s in SEVERITIES if self.by_severity(s)]
+        counts = ", ".join(plural(len(self.by_severity(s)), s, "info" if s == "info" else None) for s in present)
         lines = [f"health: {counts}"]
         for f in self.flags:
             lines.append(f"  {f.severity:<7}  {f.kind:<14}  {f.where():<12}  {f.message}")

@@ -218,7 +218,8 @@ def jacobian(
     elif n_rows == 1:
         fallback = "a single output element needs a single pass"
     else:
-        matrix, fallback, notes = _by_vmap(ys, xs, dtype, keep or record)
+        # Retain the graph through the vmapped attempt: if vmap fails halfway, the loop still needs it.
+        matrix, fallback, notes = _by_vmap(ys, xs, dtype)
     if matrix is not None:
         used: Literal["vmap", "loop"] = "vmap"
         if record:
@@ -365,7 +366,7 @@ def _by_loop(
 
 
 def _by_vmap(
-    ys: tuple[torch.Tensor, ...], xs: tuple[torch.Tensor, ...], dtype: torch.dtype, keep: bool
+    ys: tuple[torch.Tensor, ...], xs: tuple[torch.Tensor, ...], dtype: torch.dtype
 ) -> tuple[torch.Tensor | None, str | None, list[str]]:
     """All rows in one batched pass; (None, why, notes) when vmap cannot batch this graph."""
     n = sum(y.numel() for y in ys)
@@ -378,7 +379,7 @@ def _by_vmap(
         warnings.simplefilter("always")
         try:
             grads = torch.autograd.grad(
-                ys, xs, tuple(batched), retain_graph=keep, allow_unused=True, is_grads_batched=True
+                ys, xs, tuple(batched), retain_graph=True, allow_unused=True, is_grads_batched=True
             )
         except Exception as exc:
             return None, f"vmap could not batch this graph ({type(exc).__name__}: {_first_line(exc)})", []

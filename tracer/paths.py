@@ -29,6 +29,13 @@ class DecompositionUnavailable(GradtraceError):
     """The chain-rule decomposition needs numbers the trace did not keep."""
 
 
+class UnknownLeaf(GradtraceError, KeyError):
+    """A leaf name that is not in the trace."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0])
+
+
 @dataclass(frozen=True)
 class Hop:
     """One node on a path: entered at forward output `slot`, left along next edge `edge` (None at the end)."""
@@ -108,7 +115,7 @@ def _leaf(trace: Trace, leaf: str | Leaf) -> Leaf:
         return leaf
     found = trace.leaves.get(leaf)
     if found is None:
-        raise KeyError(f"no leaf {leaf!r} in this trace (leaves: {sorted(trace.leaves)})")
+        raise UnknownLeaf(f"no leaf {leaf!r} in this trace (its leaves are {sorted(trace.leaves)})")
     return found
 
 
