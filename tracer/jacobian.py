@@ -326,7 +326,8 @@ def _one_hot_rows(ys: tuple[torch.Tensor, ...], dtype: torch.dtype) -> list[tupl
     rows = []
     for i, y in enumerate(ys):
         for k in range(y.numel()):
-            seeds = [torch.zeros_like(other) for other in ys]
+            # contiguous zeros (zeros_like would copy a transposed output's strides, and view(-1) needs flat)
+            seeds = [torch.zeros(other.shape, dtype=other.dtype, device=other.device) for other in ys]
             seeds[i].view(-1)[k] = 1
             rows.append(tuple(seeds))
     return rows
