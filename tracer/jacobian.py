@@ -183,6 +183,9 @@ def jacobian(
     if method not in METHODS:
         raise ValueError(f"unknown method: {method!r} (must be one of {list(METHODS)})")
     xs = _tensors(inputs, "inputs")
+    for i, x in enumerate(xs):
+        if not x.is_floating_point():
+            raise TypeError(f"input {i} is a {x.dtype} tensor; a Jacobian needs floating-point inputs")
     func = outputs if callable(outputs) and not isinstance(outputs, torch.Tensor) else None
     if func is not None:
         input_names = _input_names(names, func, len(xs))
@@ -296,8 +299,6 @@ def _book_names(book: NameBook, tensors: tuple[torch.Tensor, ...], default: str)
 
 def _validate(ys: tuple[torch.Tensor, ...], xs: tuple[torch.Tensor, ...]) -> None:
     for i, x in enumerate(xs):
-        if not x.is_floating_point():
-            raise TypeError(f"input {i} is a {x.dtype} tensor; a Jacobian needs floating-point inputs")
         if not x.requires_grad:
             raise ValueError(
                 f"input {i} does not require grad, so no gradient can reach it; create it with "
