@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from .graph import inflows
+from .graph import inflows, seed_label
 from .model import Stats, TensorInfo, Trace
 from .numeric_reference import NO_REFERENCE
 from .structure import cut_edges
@@ -174,7 +174,7 @@ def _label(trace: Trace, node_id: int) -> str:
 def _seed_flags(trace: Trace) -> list[Flag]:
     flags = []
     for s in trace.seeds:
-        name = s.name or f"output {s.index}"
+        name = seed_label(s)
         if _nonfinite(s.v):
             flags.append(Flag("nonfinite", "error", f"the seed of {name} holds NaN or Inf", node=s.target))
         elif _all_zero(s.v):
