@@ -176,8 +176,9 @@ def jacobian(
     `outputs`: tensors already computed from `inputs`, or a function called as `outputs(*inputs)` (then
     the result is also checked against torch.autograd.functional.jacobian). `method`: 'auto' uses vmap
     (is_grads_batched) when it applies and falls back to a loop; 'vmap' and 'loop' ask for one.
-    `record`: keep one Trace per row (see the module notes). `retain_graph`: as in torch.autograd.grad,
-    for given tensors (default: the graph is freed after the last pass). `names`: input names.
+    `record`: keep one Trace per row (see the module notes). `retain_graph`: for given tensors, keep the
+    graph after the last pass (default False, as torch.autograd.grad; a vmapped pass with record=False
+    always keeps it, since the loop needs it should vmap fail). `names`: input names.
     The user's .grad is never touched: every pass is torch.autograd.grad.
     """
     if method not in METHODS:
@@ -354,7 +355,7 @@ def _common_dtype(ys: tuple[torch.Tensor, ...], xs: tuple[torch.Tensor, ...]) ->
     return dtype
 
 
-def _one_hot_rows(ys: tuple[torch.Tensor, ...], dtype: torch.dtype) -> list[tuple[torch.Tensor, ...]]:
+def _one_hot_rows(ys: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
     """Row r's seeds: one tensor per output, all zero except a 1 at flat element r of the concatenation."""
     rows = []
     for i, y in enumerate(ys):
@@ -384,7 +385,7 @@ def _by_loop(
     jacobian_limit: int,
     recorded: bool,
 ) -> tuple[torch.Tensor, tuple[Trace, ...]]:
-    seeds = _one_hot_rows(ys, dtype)
+    seeds = _one_hot_rows(ys)
     rows = []
     traces: list[Trace] = []
     for r, seed in enumerate(seeds):
