@@ -101,3 +101,24 @@ def test_str_is_a_table() -> None:
     text = str(tracer.diff(a, b))
     assert text.splitlines()[0].endswith("recorded tensors changed")
     assert "leaf x grad" in text and "[2, 0]" in text and "[0, 2]" in text
+
+
+def test_two_training_steps_of_a_transformer_layer() -> None:
+    from tests.models import transformer
+
+    layer, src, weights = transformer()
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    traces, grads = [], []
+    for _ in range(2):
+        opt.zero_grad()
+        traces.append(tracer.trace((layer(src) * weights).sum(), names={"layer": layer}))
+        grads.append({f"layer.{n}": p.grad.clone() for n, p in layer.named_parameters()})
+        opt.step()
+    d = tracer.diff(*traces)
+    changed = {c.leaf: c for c in d.leaf_changes() if c.where.endswith(" grad")}
+    # d loss / d norm2.bias = Σ over tokens of the weights: the same at every step, so not a change
+    assert set(changed) == set(grads[0]) - {"layer.norm2.bias"}
+    assert torch.equal(grads[0]["layer.norm2.bias"], weights.sum((0, 1)))
+    assert torch.equal(grads[1]["layer.norm2.bias"], grads[0]["layer.norm2.bias"])
+    for name, change in changed.items():
+        assert change.norm_ratio == pytest.approx(float(grads[1][name].norm() / grads[0][name].norm()), rel=1e-5)
