@@ -70,6 +70,14 @@ class TensorInfo:
     def norm(self) -> float | None:
         return None if self.stats is None else self.stats.norm
 
+    def flat(self) -> np.ndarray[Any, Any] | None:
+        """Every value, flattened, as float64 (from `values` or `array`); None when only statistics were kept."""
+        if self.values is not None:
+            return np.asarray(self.values, dtype=np.float64)
+        if self.array is not None:
+            return np.asarray(self.array, dtype=np.float64).reshape(-1)
+        return None
+
     def tolist(self) -> Any:
         """The values nested like the tensor (a bare number for 0-d); raises when they were not kept."""
         if self.values is None and self.array is not None:
@@ -179,6 +187,7 @@ class Leaf:
     grad_before: TensorInfo | None = None  # .grad before the pass
     grad_total: TensorInfo | None = None  # .grad after the pass
     reason: str | None = None  # why it got no gradient
+    input_nr: int = 0  # which forward output of `node` holds this tensor's gradient (retained / inputs=)
 
 
 @dataclass(frozen=True, slots=True)

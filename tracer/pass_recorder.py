@@ -453,6 +453,7 @@ class PassRecorder:
                     grad_before=info(before),
                     grad_total=info(total_handle),
                     reason=None if grad is not None else "no gradient reached its node",
+                    input_nr=slot,
                 ),
             )
         for k, (t, at) in enumerate(self.input_nodes):
@@ -471,6 +472,7 @@ class PassRecorder:
                 node=None if at is None else ids[at[0]],
                 grad=grad,
                 reason=None if grad is not None else "not on any path from the outputs",
+                input_nr=0 if at is None else at[1],
             )
         reached = {id(st.variable) for st in self.states if st.variable is not None}
         for name, t in self.names.explicit.items():

@@ -14,7 +14,8 @@ import dataclasses
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -217,9 +218,27 @@ def active_recorders() -> list[Recorder]:
         return [r for r in _open_recorders if r._thread == me]
 
 
+_paused = threading.local()
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Passes started in this thread inside the block are not recorded (gradtrace's own reference passes)."""
+    before = getattr(_paused, "on", False)
+    _paused.on = True
+    try:
+        yield
+    finally:
+        _paused.on = before
+
+
 def _is_batched(t: Any) -> bool:
     try:
-        return isinstance(t, torch.Tensor) and bool(torch._C._functorch.is_batchedtensor(t))
+        if not isinstance(t, torch.Tensor):
+            return False
+        # torch.autograd.grad(is_grads_batched=True) batches with the legacy vmap (torch._vmap_internals)
+        functorch = torch._C._functorch
+        return bool(functorch.is_batchedtensor(t) or functorch.is_legacy_batchedtensor(t))
     except Exception:  # pragma: no cover - functorch internals moved
         return False
 
@@ -228,7 +247,7 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     if getattr(calling_node, "active", False):
         raise NestedPassRefused("a backward pass started while gradtrace was computing a node's Jacobian")
     recorders = active_recorders()
-    if not recorders:
+    if not recorders or getattr(_paused, "on", False):
         return engine.run_backward(*args, **kwargs)
     call = BackwardCall.parse(args, kwargs)
     if any(_is_batched(g) for g in call.grads):
