@@ -49,6 +49,7 @@ class Flag:
     value: float | None = None
     estimated: bool = False  # rests on sampled statistics
 
+    @property
     def where(self) -> str:
         if self.leaf is not None:
             return f"leaf {self.leaf}"
@@ -101,7 +102,7 @@ class Health:
         counts = ", ".join(plural(len(self.by_severity(s)), s, "info" if s == "info" else None) for s in present)
         lines = [f"health: {counts}"]
         for f in self.flags:
-            lines.append(f"  {f.severity:<7}  {f.kind:<14}  {f.where():<12}  {f.message}")
+            lines.append(f"  {f.severity:<7}  {f.kind:<14}  {f.where:<12}  {f.message}")
         return "\n".join(lines)
 
 
