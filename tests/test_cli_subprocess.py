@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import tracer
@@ -107,3 +109,62 @@ def test_version_and_help() -> None:
     assert done.stdout.startswith(f"gradtrace {tracer.__version__} (torch {torch.__version__}")
     done = run_subprocess("--help")
     assert done.returncode == 0 and "Usage: gradtrace [OPTIONS] COMMAND [ARGS]..." in done.stdout
+
+
+@pytest.mark.slow
+def test_under_torchrun_each_rank_writes_its_own_files(tmp_path: Path) -> None:
+    script = write_script(
+        tmp_path,
+        "ddp.py",
+        """
+        import torch
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        dist.init_process_group("gloo")
+        torch.manual_seed(0)
+        model = DistributedDataParallel(torch.nn.Linear(3, 1))
+        x = torch.full((2, 3), float(dist.get_rank() + 1))
+        model(x).sum().backward()
+        dist.destroy_process_group()
+        """,
+    )
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "cli",
+            "run",
+            "-q",
+            "-f",
+            "json",
+            "-o",
+            str(tmp_path / "out"),
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".gradtrace-manifest.rank0.json",
+        ".gradtrace-manifest.rank1.json",
+        "ddp.rank0.pass1.json",
+        "ddp.rank1.pass1.json",
+        "index.rank0.html",
+        "index.rank1.html",
+    ]
+    for rank in (0, 1):
+        trace = tracer.load(out / f"ddp.rank{rank}.pass1.json")
+        weight = trace.leaves["model.module.weight"]
+        assert weight.grad_total is not None and weight.grad_total.values == (3.0, 3.0, 3.0)  # DDP's average of 2 and 4
