@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -39,12 +40,34 @@ class PassEntry:
     files: tuple[str, ...]
 
 
-def _link(name: str) -> str:
-    return f'<a href="{escape(quote(name))}">{escape(name.rsplit(".", 1)[-1].upper())}</a>'
+_FRAME = re.compile(r"-step(\d+)\.(\w+)$")
+
+
+def split_frames(files: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the pass's own files, its per-step frames)."""
+    frames = [f for f in files if _FRAME.search(f)]
+    return [f for f in files if f not in frames], frames
+
+
+def _link(name: str, text: str | None = None) -> str:
+    shown = text if text is not None else name.rsplit(".", 1)[-1].upper()
+    return f'<a href="{escape(quote(name))}" title="{escape(name)}">{escape(shown)}</a>'
+
+
+def _files(files: Sequence[str]) -> str:
+    own, frames = split_frames(files)
+    html = " ".join(_link(f) for f in own)
+    by_format: dict[str, list[str]] = {}
+    for f in frames:
+        by_format.setdefault(f.rsplit(".", 1)[-1], []).append(f)
+    for fmt, names in by_format.items():
+        steps = " ".join(_link(n, str(int(m.group(1)))) for n in names if (m := _FRAME.search(n)))
+        html += f"<br><small>{escape(fmt.upper())} steps: {steps}</small>"
+    return html
 
 
 def _seeds(trace: tracer.Trace) -> str:
-    return ", ".join(f"{s.name or 'output'} {list(s.shape)}" for s in trace.seeds) or "–"
+    return ", ".join(f"{s.name or 'output'} {list(s.shape) if s.shape else '(scalar)'}" for s in trace.seeds) or "–"
 
 
 def _status(trace: tracer.Trace) -> str:
@@ -61,7 +84,7 @@ def short_source(source: str) -> str:
 
 def _row(entry: PassEntry) -> str:
     t = entry.trace
-    preview = next((f for f in entry.files if f.endswith(".svg")), None)
+    preview = next((f for f in split_frames(entry.files)[0] if f.endswith(".svg")), None)
     picture = (
         f'<a href="{escape(quote(preview))}"><img class="preview" src="{escape(quote(preview))}" '
         f'alt="pass {t.index}" loading="lazy"></a>'
@@ -78,7 +101,7 @@ def _row(entry: PassEntry) -> str:
         f"<td>{escape(', '.join(t.leaves)) or '–'}</td>"
         f"<td>{source}</td>"
         f"<td>{_status(t)}</td>"
-        f'<td class="files">{" ".join(_link(f) for f in entry.files)}</td>'
+        f'<td class="files">{_files(entry.files)}</td>'
         f"<td>{picture}</td>"
         "</tr>"
     )

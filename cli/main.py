@@ -71,7 +71,7 @@ def clear_errors() -> Iterator[None]:
 
     try:
         yield
-    except (SourceError, OutputError, tracer.TraceFormatError, tracer.GraphvizMissingError) as exc:
+    except (SourceError, OutputError, tracer.GradtraceError) as exc:
         raise click.ClickException(str(exc)) from None
     except FileNotFoundError as exc:
         raise click.ClickException(f"{exc.args[-1] if exc.args else exc} (check the path)") from None
@@ -140,7 +140,7 @@ def _selected(traces: list[tracer.Trace], passes: tuple[tuple[PassRange, ...], .
 
 
 def _pass_rows(traces: list[tracer.Trace], files: dict[int, tuple[str, ...]] | None = None) -> str:
-    from .index_page import short_source
+    from .index_page import short_source, split_frames
 
     rows = []
     for t in traces:
@@ -148,7 +148,8 @@ def _pass_rows(traces: list[tracer.Trace], files: dict[int, tuple[str, ...]] | N
         row = [str(t.index), t.label or "", t.kind + state, str(len(t.steps)), ", ".join(t.leaves) or "–"]
         row.append(short_source(t.source) if t.source else "–")
         if files is not None:
-            row.append(" ".join(files.get(t.index, ())) or "–")
+            own, frames = split_frames(files.get(t.index, ()))
+            row.append(" ".join(own) + (f" + {plural(len(frames), 'step picture')}" if frames else "") or "–")
         rows.append(row)
     header = ["pass", "label", "kind", "steps", "leaves", "started at"] + (["files"] if files is not None else [])
     return table(rows, header)
@@ -178,7 +179,11 @@ def _describe(trace: tracer.Trace) -> dict[str, Any]:
 )
 @format_option
 @pass_option
-@click.option("--steps", is_flag=True, help="Also draw each vector-Jacobian step on its own (frames, HTML stepper).")
+@click.option(
+    "--steps",
+    is_flag=True,
+    help="Also draw each vector-Jacobian step as its own picture (svg, png, pdf, dot); the .html page always steps.",
+)
 @click.option("--force", is_flag=True, help="Replace existing files that gradtrace did not write.")
 @recorder_options
 @drawing_options
@@ -239,9 +244,11 @@ def run(
     for failure in published.failures:
         reporter.error(failure)
     if published.graphviz_missing is not None:
+        example = next((f for f in published.files if f.endswith(".json")), "PASS.json")
         reporter.error(
-            f"{published.graphviz_missing} Wrote .json and .dot files instead: once Graphviz is installed, "
-            f"`gradtrace render {folder.folder / '<pass>.json'} -o <pass>.svg` draws one."
+            f"{published.graphviz_missing} The passes were written as .json and .dot instead; once Graphviz is "
+            f"installed, run gradtrace again, or draw one with `gradtrace render {folder.folder / example} "
+            f"-o {Path(example).with_suffix('.svg').name}`."
         )
     files = {e.trace.index: e.files for e in published.entries}
     reporter.line(_pass_rows(traces, files))
@@ -298,7 +305,7 @@ def render(
     import tracer
 
     from .outputs import FORMATS, OutputFolder
-    from .publish import FRAME_FORMATS
+    from .publish import FRAME_FORMATS, frame_names
 
     reporter = Reporter(quiet=quiet, as_json=as_json)
     drawing = drawing_from(options)
@@ -315,15 +322,19 @@ def render(
     with clear_errors():
         trace = tracer.load(trace_file)
         folder = OutputFolder(target.parent, trace_file.name, force=force)
-        names = [target.name]
-        if steps and fmt in FRAME_FORMATS:
-            names += [f"{target.stem}.step{s.id}{target.suffix}" for s in trace.steps]
-        folder.begin(names)
-        options_for = {**drawing, **({"steps": True} if steps and fmt == "html" else {})}
-        folder.save_trace(target.name, trace, options_for)
-        for name in reporter.progress(names[1:], "drawing steps"):
-            folder.save_trace(name, trace, {**drawing, "step": int(name.rsplit(".step", 1)[1].split(".")[0])})
-        folder.finish(replace_run=False)
+        frames = frame_names(target.name, trace) if steps and fmt in FRAME_FORMATS else []
+        folder.begin([target.name, *frames])
+        try:
+            folder.save_trace(target.name, trace, drawing)
+            if frames:
+                folder.save_frames(target.name, trace, drawing)
+        except ValueError as exc:  # an option that does not fit this trace, e.g. --step beyond its steps
+            if isinstance(exc, tracer.GradtraceError):
+                raise
+            raise click.UsageError(str(exc)) from None
+        finally:
+            folder.finish(replace_run=False)
+    names = [target.name, *frames]
     reporter.line(f"wrote {', '.join(str(target.parent / n) for n in names)}")
     reporter.emit({"command": "render", "source": str(trace_file), "files": [str(target.parent / n) for n in names]})
 
@@ -351,25 +362,27 @@ def analyze(
     """
     import tracer
 
+    from .recording import RUNNABLE, check_source
+
     reporter = Reporter(quiet=quiet, as_json=as_json)
     code = 0
     with clear_errors():
         if source.suffix.lower() == ".json":
             traces = [tracer.load(source)]
-        else:
-            from .recording import check_source
-
+        elif source.suffix.lower() in RUNNABLE:
             check_source(source)
             recording = _record(source, args, options, reporter)
             if not recording.traces:
                 _no_pass(ctx, recording, reporter)
             code = recording.outcome.exit_code
             traces = recording.traces
+        else:
+            raise click.ClickException(
+                f"cannot analyze {str(source)!r}: give a saved trace (.json), a Python script (.py) or a notebook "
+                "(.ipynb)"
+            )
         traces = _selected(traces, passes, reporter)
-    for trace in traces:
-        reporter.line(f"== pass {trace.index}" + (f" ({trace.label})" if trace.label else "") + " ==")
-        reporter.line(trace.summary())
-        reporter.line()
+    reporter.line("\n\n".join(trace.summary() for trace in traces).rstrip("\n"))
     reporter.emit(
         {
             "command": "analyze",

@@ -31,8 +31,18 @@ DRAWING_OPTIONS = (
     "clusters",
     "theme",
     "max_nodes",
+    "max_frames",
 )
 RECORDER_OPTIONS = ("capture", "max_values", "jacobian_limit")
+
+
+class SpelledChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice given in any case, turned into the library's spelling ('lr' -> 'LR') before it is checked."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = next((c for c in self.choices if str(c).lower() == value.lower()), value)
+        return super().convert(value, param, ctx)
 
 
 def _apply(decorators: list[Callable[[F], F]], f: F) -> F:
@@ -80,8 +90,7 @@ def drawing_options(f: F) -> F:
         [
             click.option(
                 "--direction",
-                type=click.Choice(DIRECTIONS, case_sensitive=False),
-                metavar="TB|LR",
+                type=SpelledChoice(DIRECTIONS),
                 help="Layout: TB puts the seed at the top and the leaves at the bottom, LR runs left to right.",
             ),
             click.option("--precision", type=click.IntRange(1, 17), metavar="DIGITS", help="Significant digits."),
@@ -98,8 +107,7 @@ def drawing_options(f: F) -> F:
             click.option("--clusters/--no-clusters", default=None, help="Group nodes by the nn.Module that made them."),
             click.option(
                 "--theme",
-                type=click.Choice(THEMES, case_sensitive=False),
-                metavar="|".join(THEMES),
+                type=SpelledChoice(THEMES),
                 help="Colours: light, dark, or transparent (reads on light and dark backgrounds).",
             ),
             click.option(
@@ -107,6 +115,12 @@ def drawing_options(f: F) -> F:
                 type=click.IntRange(min=1),
                 metavar="N",
                 help="Refuse to lay out graphs with more than N nodes (Graphviz would take minutes).",
+            ),
+            click.option(
+                "--max-frames",
+                type=click.IntRange(min=1),
+                metavar="N",
+                help="Refuse to draw step frames (--steps, .html) for passes of more than N steps.",
             ),
         ],
         f,
@@ -154,10 +168,5 @@ def picked(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def drawing_from(values: dict[str, Any]) -> dict[str, Any]:
-    """The drawing keywords for Trace.save from the parsed options (choices normalised)."""
-    drawing = picked(values, DRAWING_OPTIONS)
-    if "direction" in drawing:
-        drawing["direction"] = drawing["direction"].upper()
-    if "theme" in drawing:
-        drawing["theme"] = drawing["theme"].lower()
-    return drawing
+    """The drawing keywords for Trace.save from the parsed options."""
+    return picked(values, DRAWING_OPTIONS)

@@ -164,10 +164,13 @@ class OutputFolder:
         return final
 
     def write_text(self, name: str, text: str, *, record: bool = True) -> Path:
+        return self.write_bytes(name, text.encode("utf-8"), record=record)
+
+    def write_bytes(self, name: str, data: bytes, *, record: bool = True) -> Path:
         self._prepare()
         tmp = self._temporary(name)
         try:
-            tmp.write_text(text, encoding="utf-8")
+            tmp.write_bytes(data)
             return self._commit(tmp, name, record=record)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -186,6 +189,16 @@ class OutputFolder:
             raise OutputError(f"cannot write {str(self.folder / name)!r}: {exc.strerror or exc}") from None
         finally:
             tmp.unlink(missing_ok=True)
+
+    def save_frames(self, name: str, trace: tracer.Trace, options: dict[str, Any]) -> list[str]:
+        """One picture per executed step of `trace`, named as the renderer names frames (pass1-step01.svg)."""
+        from tracer.render import frame_paths, frames
+
+        pictures = frames(trace, name.rsplit(".", 1)[-1], **options)  # the renderer runs several dot at once
+        names = [p.name for p in frame_paths(Path(name), len(pictures))]
+        for frame_name, data in zip(names, pictures, strict=True):
+            self.write_bytes(frame_name, data)
+        return names
 
     def _write_manifest(self, files: dict[str, str]) -> None:
         manifest = self.folder / manifest_name(self.rank)

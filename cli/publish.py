@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import tracer
@@ -12,7 +13,7 @@ from .index_page import PassEntry, index_html
 from .outputs import NEEDS_GRAPHVIZ, OutputFolder, index_name, pass_stem
 from .report import Reporter
 
-FRAME_FORMATS = ("svg", "png", "pdf")  # --steps draws one picture per step in these
+FRAME_FORMATS = ("svg", "png", "pdf", "dot")  # --steps draws one picture per step in these (.html always steps)
 
 
 @dataclass
@@ -44,8 +45,15 @@ class Plan:
         stem = pass_stem(self.source_stem, trace, self.rank)
         names = [f"{stem}.{fmt}" for fmt in self.formats]
         if self.steps:
-            names += [f"{stem}.step{s.id}.{fmt}" for fmt in self.formats if fmt in FRAME_FORMATS for s in trace.steps]
+            names += [n for fmt in self.formats if fmt in FRAME_FORMATS for n in frame_names(f"{stem}.{fmt}", trace)]
         return names
+
+
+def frame_names(name: str, trace: tracer.Trace) -> list[str]:
+    """The renderer's names for the per-step frames of `name`: pass1.svg -> pass1-step01.svg, ..."""
+    from tracer.render import frame_paths
+
+    return [p.name for p in frame_paths(Path(name), len(trace.steps))] if trace.steps else []
 
 
 def publish(
@@ -73,25 +81,30 @@ def _write_pass(trace: tracer.Trace, folder: OutputFolder, plan: Plan, result: P
     for fmt in plan.formats:
         if fmt in NEEDS_GRAPHVIZ and result.graphviz_missing is not None:
             continue
-        options = dict(plan.drawing)
-        if fmt == "html" and plan.steps:
-            options["steps"] = True
-        written.append(_save(folder, f"{stem}.{fmt}", trace, options, result))
-        if plan.steps and fmt in FRAME_FORMATS:
-            for step in trace.steps:
-                if result.graphviz_missing is not None:
-                    break
-                written.append(
-                    _save(folder, f"{stem}.step{step.id}.{fmt}", trace, {**plan.drawing, "step": step.id}, result)
-                )
+        written.append(_save(folder, f"{stem}.{fmt}", trace, plan.drawing, result))
+        if plan.steps and fmt in FRAME_FORMATS and trace.steps and written[-1]:
+            written += _save_frames(folder, f"{stem}.{fmt}", trace, plan.drawing, result)
     if result.graphviz_missing is not None:
         # Without Graphviz every pass is still written as JSON (`gradtrace render` draws it later) and DOT
         # (`dot -Tsvg` draws it once Graphviz is installed).
         for fmt in ("json", "dot"):
             if fmt not in plan.formats:
                 folder.check_free([f"{stem}.{fmt}"])
-                written.append(_save(folder, f"{stem}.{fmt}", trace, dict(plan.drawing), result))
+                written.append(_save(folder, f"{stem}.{fmt}", trace, plan.drawing, result))
     return [w for w in written if w]
+
+
+def _save_frames(
+    folder: OutputFolder, name: str, trace: tracer.Trace, drawing: dict[str, Any], result: Published
+) -> list[str]:
+    """The per-step frames; a missing Graphviz or too many steps is noted in `result` instead of raised."""
+    try:
+        return folder.save_frames(name, trace, drawing)
+    except tracer.GraphvizMissingError as exc:
+        result.graphviz_missing = exc
+    except tracer.GradtraceError as exc:  # more steps than max_frames
+        result.failures.append(f"pass {trace.index}: step frames of {name}: {exc}")
+    return []
 
 
 def _save(folder: OutputFolder, name: str, trace: tracer.Trace, options: dict[str, Any], result: Published) -> str:

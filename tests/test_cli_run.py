@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 
 import tracer
 from tests.cases import CASES
-from tests.cli_helpers import ROOT, invoke, our_frames, write_script
+from tests.cli_helpers import ROOT, invoke, our_frames, run_subprocess, write_script
 
 TUTORIAL_SCRIPT = ROOT / "tests" / "scripts" / "tutorial_cases.py"
 
@@ -433,3 +434,61 @@ def test_unknown_format(tmp_path: Path) -> None:
     result = invoke("run", "-f", "svg,xyz", tmp_path / "x.py")
     assert result.exit_code == 2
     assert "unknown format: 'xyz' (must be one of ['svg', 'json', 'html', 'dot', 'png', 'pdf'])" in result.stderr
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+@pytest.mark.graphviz
+def test_default_formats_are_svg_and_json_drawn_from_the_same_trace(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "two.py", TWO_PASSES)
+    result = invoke("run", "-o", tmp_path / "out", "--direction", "LR", "--precision", "3", script)
+    assert result.exit_code == 0, result.stderr
+    out = tmp_path / "out"
+    for trace in load_outputs(out):
+        svg_text = (out / f"two.pass{trace.index}.svg").read_text()
+        assert svg_text == trace.svg(direction="LR", precision=3)  # the JSON and the picture are the same pass
+        root = ET.fromstring(svg_text)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    page = _Links()
+    page.feed((out / "index.html").read_text())
+    # each SVG three times: its link, and the preview picture linking to it
+    assert sorted(page.links) == sorted(["two.pass1.json", "two.pass2.json"] + ["two.pass1.svg", "two.pass2.svg"] * 3)
+
+
+@pytest.mark.graphviz
+def test_steps_draw_every_step(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "two.py", TWO_PASSES)
+    result = invoke("run", "-f", "svg,html,json", "--steps", "--pass", "1", "-o", tmp_path / "out", script)
+    assert result.exit_code == 0, result.stderr
+    out = tmp_path / "out"
+    (trace,) = load_outputs(out)
+    frames = sorted(p.name for p in out.glob("two.pass1-step*.svg"))
+    assert frames == [f"two.pass1-step{k:02d}.svg" for k in range(1, len(trace.steps) + 1)]
+    assert [(out / f).read_text() for f in frames] == [trace.svg(step=k) for k in range(1, len(trace.steps) + 1)]
+    assert (out / "two.pass1.html").read_text().count("<svg") == len(trace.steps)
+    assert f"+ {len(trace.steps)} step pictures" in result.stdout
+    index = (out / "index.html").read_text()
+    assert all(f'href="{f}"' in index for f in frames)
+
+
+def test_without_graphviz_json_and_dot_are_still_written(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "two.py", TWO_PASSES)
+    empty = tmp_path / "no_programs"
+    empty.mkdir()
+    done = run_subprocess("run", "-o", tmp_path / "out", script, cwd=tmp_path, env={"PATH": str(empty)})
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1
+    assert errors[0].startswith("Error: Graphviz's `dot` program is needed to draw SVG and was not found on PATH.")
+    assert f"`gradtrace render {tmp_path / 'out' / 'two.pass1.json'} -o two.pass1.svg`" in errors[0]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [
+        ".gradtrace-manifest.json",
+        "index.html",
+        "two.pass1.dot",
+        "two.pass1.json",
+        "two.pass2.dot",
+        "two.pass2.json",
+    ]
+    assert "Graphviz" in (tmp_path / "out" / "index.html").read_text()
