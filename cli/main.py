@@ -62,8 +62,12 @@ def cli() -> None:
 
 
 @contextmanager
-def clear_errors() -> Iterator[None]:
-    """Our own failures (bad input, unwritable folder, foreign trace) become one `Error: ...` line, exit 1."""
+def clear_errors(reporter: Reporter) -> Iterator[None]:
+    """Our own failures (bad input, unwritable folder, foreign trace) become one `Error: ...` line, exit 1.
+
+    With --json, stdout also gets a JSON document saying what failed, so a machine reading it is never left
+    with nothing.
+    """
     import tracer
 
     from .outputs import OutputError
@@ -71,10 +75,16 @@ def clear_errors() -> Iterator[None]:
 
     try:
         yield
+    except click.ClickException as exc:
+        reporter.failed(exc.format_message(), exc.exit_code)
+        raise
     except (SourceError, OutputError, tracer.GradtraceError) as exc:
+        reporter.failed(str(exc), 1)
         raise click.ClickException(str(exc)) from None
     except FileNotFoundError as exc:
-        raise click.ClickException(f"{exc.args[-1] if exc.args else exc} (check the path)") from None
+        message = f"{exc.args[-1] if exc.args else exc} (check the path)"
+        reporter.failed(message, 1)
+        raise click.ClickException(message) from None
 
 
 def _check_drawing(drawing: dict[str, Any]) -> None:
@@ -116,12 +126,15 @@ def _no_pass(ctx: click.Context, recording: Recording, reporter: Reporter) -> No
     stopped = " before it stopped" if recording.outcome.exit_code else ""
     kind = "notebook" if recording.is_notebook else "script"
     main_block = "" if recording.is_notebook else " (and that its `if __name__ == '__main__':` block runs)"
-    reporter.error(
+    message = (
         f"{name} ran without a backward pass{stopped}: nothing to record. gradtrace records every "
         "Tensor.backward(), torch.autograd.backward() and torch.autograd.grad() call; check that the "
         f"{kind} reaches one{main_block}"
     )
-    ctx.exit(recording.outcome.exit_code or 1)
+    code = recording.outcome.exit_code or 1
+    reporter.error(message)
+    reporter.failed(message, code)
+    ctx.exit(code)
 
 
 def _selected(traces: list[tracer.Trace], passes: tuple[tuple[PassRange, ...], ...], reporter: Reporter) -> list[Any]:
@@ -224,7 +237,7 @@ def run(
         raise click.BadParameter(str(exc), param_hint="'--format'") from None
     drawing = drawing_from(options)
     _check_drawing(drawing)
-    with clear_errors():
+    with clear_errors(reporter):
         check_source(source)
         folder = OutputFolder(outdir or default_outdir(source), source.name, rank=current_rank(), force=force)
         folder.check_before_run(source.stem)
@@ -319,7 +332,7 @@ def render(
             f"unknown output format: {target.suffix or '(no suffix)'!r} (must be one of {['.' + f for f in FORMATS]})",
             param_hint="'-o'",
         )
-    with clear_errors():
+    with clear_errors(reporter):
         trace = tracer.load(trace_file)
         folder = OutputFolder(target.parent, trace_file.name, force=force)
         frames = frame_names(target.name, trace) if steps and fmt in FRAME_FORMATS else []
@@ -366,7 +379,7 @@ def analyze(
 
     reporter = Reporter(quiet=quiet, as_json=as_json)
     code = 0
-    with clear_errors():
+    with clear_errors(reporter):
         if source.suffix.lower() == ".json":
             traces = [tracer.load(source)]
         elif source.suffix.lower() in RUNNABLE:

@@ -149,25 +149,21 @@ def run_cells(
     module = main_module(str(path))
     del module.__file__  # a notebook has no __file__
     module.__dict__["display"] = display
-    cwd = os.getcwd()
     with running_as_main(module, [str(path), *args], folder):
-        os.chdir(folder)
-        try:
-            for cell in cells:
-                if cell.code is None:
-                    continue
-                if before_cell is not None:
-                    before_cell(cell)
-                filename = cell_filename(path, cell.number)
-                _register(filename, cell.text)
-                try:
-                    _run_cell(cell.code, filename, module.__dict__)
-                except BaseException as exc:
-                    outcome = ended_by(exc)
-                    if outcome.exit_code != 0 or outcome.error is not None:
-                        return outcome, cell
-        finally:
-            os.chdir(cwd)
+        os.chdir(folder)  # running_as_main changes it back
+        for cell in cells:
+            if cell.code is None:
+                continue
+            if before_cell is not None:
+                before_cell(cell)
+            filename = cell_filename(path, cell.number)
+            _register(filename, cell.text)
+            try:
+                _run_cell(cell.code, filename, module.__dict__)
+            except BaseException as exc:
+                outcome = ended_by(exc)
+                if outcome.exit_code != 0 or outcome.error is not None:
+                    return outcome, cell
     return Outcome(0), None
 
 

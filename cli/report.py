@@ -56,6 +56,13 @@ class Reporter:
             document = {**document, "notices": self.notices, "errors": self.errors}
             click.echo(json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False, default=str))
 
+    def failed(self, message: str, exit_code: int) -> None:
+        """In json mode, the document for a command that failed (the `Error:` line goes to stderr as usual)."""
+        if self.mode == "json":
+            ctx = click.get_current_context(silent=True)
+            command = ctx.info_name if ctx is not None else None
+            click.echo(json.dumps({"command": command, "exit_code": exit_code, "error": message}, indent=1))
+
     @contextlib.contextmanager
     def user_output(self) -> Iterator[None]:
         """Around the user's code: in json mode its prints go to stderr, so stdout stays one JSON document."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import importlib.machinery
 import os
 import sys
@@ -55,10 +56,12 @@ def main_module(filename: str, loader: object = None) -> types.ModuleType:
 
 @contextmanager
 def running_as_main(module: types.ModuleType, argv: Sequence[str], directory: str) -> Iterator[None]:
-    """Make `module` the program: sys.argv, sys.path[0] and sys.modules['__main__'], all restored afterwards."""
+    """Make `module` the program: sys.argv, sys.path[0], sys.modules['__main__'] (and the working folder the
+    program may change) are all restored afterwards."""
     saved_argv = sys.argv
     saved_path0 = sys.path[0] if sys.path else None
     saved_main = sys.modules.get("__main__")
+    saved_cwd = os.getcwd()  # a script may chdir; our relative paths (the output folder) must still hold after
     sys.argv = list(argv)
     # Python puts the script's own folder first on sys.path (in place of the launcher's entry).
     if sys.path:
@@ -69,6 +72,8 @@ def running_as_main(module: types.ModuleType, argv: Sequence[str], directory: st
     try:
         yield
     finally:
+        with contextlib.suppress(OSError):  # the folder may be gone; then there is nothing to return to
+            os.chdir(saved_cwd)
         sys.argv = saved_argv
         if saved_path0 is None:
             if sys.path and sys.path[0] == directory:

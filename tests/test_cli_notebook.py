@@ -132,3 +132,12 @@ def test_arguments_and_display_like_jupyter(tmp_path: Path) -> None:
     result = invoke("run", "-f", "json", notebook, "--seed", "3")
     assert result.exit_code == 0, result.stderr
     assert "argv ['--seed', '3']\nFalse\ntensor([1.])\nawaited\n" in result.stdout
+
+
+def test_analyze_a_notebook(tmp_path: Path) -> None:
+    notebook = write_notebook(tmp_path / "lesson.ipynb", LESSON)
+    result = invoke("analyze", "--json", notebook)
+    assert result.exit_code == 0, result.stderr
+    passes = json.loads(result.stdout)["passes"]
+    assert [(p["index"], p["label"]) for p in passes] == [(1, "cell 3"), (2, "cell 6")]
+    assert not (tmp_path / "lesson_gradtrace").exists()

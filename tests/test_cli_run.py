@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -492,3 +493,29 @@ def test_without_graphviz_json_and_dot_are_still_written(tmp_path: Path) -> None
         "two.pass2.json",
     ]
     assert "Graphviz" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_a_script_that_changes_folder_still_writes_where_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_script(tmp_path, "moves.py", f"import os\nos.chdir({str(elsewhere)!r})\n" + textwrap.dedent(TWO_PASSES))
+    monkeypatch.chdir(tmp_path)
+    result = invoke("run", "-q", "-f", "json", "-o", "out", "moves.py")
+    assert result.exit_code == 0, result.stderr
+    assert len(load_outputs(tmp_path / "out")) == 2
+    assert not (elsewhere / "out").exists()
+    assert Path.cwd() == tmp_path
+
+
+def test_json_report_of_a_failure(tmp_path: Path) -> None:
+    result = invoke("run", "--json", tmp_path / "missing.py")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "command": "run",
+        "exit_code": 1,
+        "error": f"no such file: '{tmp_path / 'missing.py'}' (check the path and the current folder)",
+    }
+    script = write_script(tmp_path, "forward.py", "x = 1\n")
+    result = invoke("run", "--json", script)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"].startswith("forward.py ran without a backward pass")
