@@ -94,13 +94,8 @@ def tensor(info: TensorInfo | None, ink: Ink, *, precision: int, max_elements: i
         if not info.shape:
             return text(numbers[0], colour, size=size)
         chunks = [", ".join(numbers[i : i + VECTOR_WRAP]) for i in range(0, len(numbers), VECTOR_WRAP)]
-        return (
-            text("[", colour, size=size)
-            + '<BR ALIGN="LEFT"/>'.join(
-                text(c + ("," if i < len(chunks) - 1 else ""), colour, size=size) for i, c in enumerate(chunks)
-            )
-            + text("]", colour, size=size)
-        )
+        body = (',<BR ALIGN="LEFT"/>').join(label_text(c) for c in chunks)
+        return font(label_text("[") + body + label_text("]"), colour, size=size)
     return matrix(shown.rows, shown.labels, colour, ink, size=size)
 
 

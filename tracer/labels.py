@@ -273,7 +273,7 @@ class Labels:
         # An AccumulateGrad fed by several edges already shows the parts and their sum.
         if not (leaf.kind == "leaf" and node is not None and self._fan_in(node, 0)):
             rows.append(_pair("gradient", self.value(leaf.grad, k), k))
-        if leaf.kind == "input" and leaf.grad_total is None:
+        if leaf.kind == "input" and self.scene.trace.kind == "grad":
             rows.append(_wide(text("returned by grad(); .grad is not changed", k.muted, size=SIZE - 1)))
             return rows
         rows.append(_pair(".grad before", self.value(leaf.grad_before, k), k))
