@@ -234,7 +234,15 @@ def _nonfinite_flags(trace: Trace) -> list[Flag]:
                 )
     for leaf in trace.leaves.values():
         if _nonfinite(leaf.grad):
-            flags.append(Flag("nonfinite", "error", f"{leaf.name}'s gradient has {_count(leaf.grad)}", leaf=leaf.name))
+            flags.append(
+                Flag(
+                    "nonfinite",
+                    "error",
+                    f"{leaf.name}'s gradient has {_count(leaf.grad)}",
+                    node=leaf.node,
+                    leaf=leaf.name,
+                )
+            )
     return flags
 
 

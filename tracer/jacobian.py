@@ -183,6 +183,9 @@ def jacobian(
     if method not in METHODS:
         raise ValueError(f"unknown method: {method!r} (must be one of {list(METHODS)})")
     xs = _tensors(inputs, "inputs")
+    for i, x in enumerate(xs):
+        if not x.is_floating_point():
+            raise TypeError(f"input {i} is a {x.dtype} tensor; a Jacobian needs floating-point inputs")
     func = outputs if callable(outputs) and not isinstance(outputs, torch.Tensor) else None
     if func is not None:
         input_names = _input_names(names, func, len(xs))
@@ -296,8 +299,6 @@ def _book_names(book: NameBook, tensors: tuple[torch.Tensor, ...], default: str)
 
 def _validate(ys: tuple[torch.Tensor, ...], xs: tuple[torch.Tensor, ...]) -> None:
     for i, x in enumerate(xs):
-        if not x.is_floating_point():
-            raise TypeError(f"input {i} is a {x.dtype} tensor; a Jacobian needs floating-point inputs")
         if not x.requires_grad:
             raise ValueError(
                 f"input {i} does not require grad, so no gradient can reach it; create it with "
@@ -326,7 +327,8 @@ def _one_hot_rows(ys: tuple[torch.Tensor, ...], dtype: torch.dtype) -> list[tupl
     rows = []
     for i, y in enumerate(ys):
         for k in range(y.numel()):
-            seeds = [torch.zeros_like(other) for other in ys]
+            # contiguous zeros (zeros_like would copy a transposed output's strides, and view(-1) needs flat)
+            seeds = [torch.zeros(other.shape, dtype=other.dtype, device=other.device) for other in ys]
             seeds[i].view(-1)[k] = 1
             rows.append(tuple(seeds))
     return rows

@@ -75,7 +75,9 @@ def local_jacobian(
                 assert base is not None
                 for i in range(base.numel()):
                     args = [torch.zeros_like(g) if g is not None else None for g in grad_outputs]
-                    args[k].view(-1)[i] = 1  # type: ignore[union-attr]
+                    # zeros_like keeps the gradient's strides (a transposed one is not viewable as flat):
+                    # index the element instead of writing through view(-1).
+                    args[k][_unravel(i, tuple(base.shape))] = 1  # type: ignore[index]
                     rows.append(_row(call(*args), grad_inputs, present_in))
     except NestedPassRefused:
         return LocalResult(None, None, f"no Jacobian: calling {node.name()} starts a backward pass of its own")
@@ -109,6 +111,15 @@ def local_jacobian(
             "with J from central differences of the forward in float64"
         )
     return LocalResult(jac, numeric, note)
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The row-major index of flat position `flat` in a tensor of `shape` (() for a 0-d tensor)."""
+    index = []
+    for size in reversed(shape):
+        index.append(flat % size)
+        flat //= size
+    return tuple(reversed(index))
 
 
 def _row(result: Any, grad_inputs: tuple[torch.Tensor | None, ...], present_in: list[int]) -> torch.Tensor:

@@ -93,7 +93,8 @@ def _central_differences(
     present_out: list[int],
     present_in: list[int],
 ) -> tuple[torch.Tensor, float]:
-    base = [t.detach().to(torch.float64) if t.is_floating_point() else t.detach() for t in inputs]
+    # contiguous copies, so one element can be perturbed through a flat view whatever the inputs' strides
+    base = [(t.detach().to(torch.float64) if t.is_floating_point() else t.detach()).contiguous() for t in inputs]
     state = torch.get_rng_state()
 
     def forward(xs: list[torch.Tensor], rng: torch.Tensor = state) -> torch.Tensor:

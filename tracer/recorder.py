@@ -250,7 +250,11 @@ class _Call:
 
 def _is_batched(t: Any) -> bool:
     try:
-        return isinstance(t, torch.Tensor) and bool(torch._C._functorch.is_batchedtensor(t))
+        if not isinstance(t, torch.Tensor):
+            return False
+        # torch.autograd.grad(is_grads_batched=True) batches with the legacy vmap (torch._vmap_internals)
+        functorch = torch._C._functorch
+        return bool(functorch.is_batchedtensor(t) or functorch.is_legacy_batchedtensor(t))
     except Exception:  # pragma: no cover - functorch internals moved
         return False
 
