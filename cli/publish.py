@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from .index_page import PassEntry, index_html
 from .outputs import NEEDS_GRAPHVIZ, OutputFolder, index_name, pass_stem
 from .report import Reporter
 
+WORKERS = min(4, os.cpu_count() or 1)
 FRAME_FORMATS = ("svg", "png", "pdf", "dot")  # --steps draws one picture per step in these (.html always steps)
 
 
@@ -63,9 +66,13 @@ def publish(
     result = Published()
     planned = [n for t in traces for n in plan.names(t)] + [index_name(plan.rank)]
     folder.begin(planned)
-    for trace in reporter.progress(traces, f"writing {len(traces)} passes"):
-        files = [f for f in _write_pass(trace, folder, plan, result) if f]
-        result.entries.append(PassEntry(trace, tuple(files)))
+    # Drawing is mostly waiting for Graphviz's dot processes: draw several passes at once, keep their order.
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        written = pool.map(lambda t: _write_pass(t, folder, plan, result), traces)
+        for trace, files in zip(
+            traces, reporter.progress(written, f"writing {len(traces)} passes", len(traces)), strict=True
+        ):
+            result.entries.append(PassEntry(trace, tuple(files)))
     note = None
     if result.graphviz_missing is not None:
         note = "Graphviz's dot was not found: pictures were not drawn; the .json and .dot files were written."

@@ -42,12 +42,12 @@ class Reporter:
         self.errors.append(text)
         click.echo(f"Error: {text}", err=True)
 
-    def progress(self, items: Sequence[T], label: str) -> Iterator[T]:
-        """Iterate with a progress bar on stderr for long work in text mode on a terminal."""
-        if self.mode != "text" or len(items) < 2 or not sys.stderr.isatty():
+    def progress(self, items: Iterable[T], label: str, length: int) -> Iterator[T]:
+        """Iterate with a progress bar on stderr for long work (`length` items) in text mode on a terminal."""
+        if self.mode != "text" or length < 2 or not sys.stderr.isatty():
             yield from items
             return
-        with click.progressbar(items, label=label, file=sys.stderr, show_pos=True) as bar:
+        with click.progressbar(items, length=length, label=label, file=sys.stderr, show_pos=True) as bar:
             yield from bar
 
     def emit(self, document: dict[str, Any]) -> None:

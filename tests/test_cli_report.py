@@ -12,7 +12,7 @@ from cli.report import Reporter, table
 
 def test_progress_bar_on_a_terminal(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    items = list(Reporter().progress([1, 2, 3], "writing 3 passes"))
+    items = list(Reporter().progress(iter([1, 2, 3]), "writing 3 passes", 3))
     assert items == [1, 2, 3]
     err = capsys.readouterr().err
     assert "writing 3 passes" in err and "3/3" in err
@@ -20,7 +20,7 @@ def test_progress_bar_on_a_terminal(capsys: pytest.CaptureFixture[str], monkeypa
 
 @pytest.mark.parametrize("options", [{"quiet": True}, {"as_json": True}, {}])
 def test_no_progress_bar_when_quiet_json_or_piped(capsys: pytest.CaptureFixture[str], options: dict[str, bool]) -> None:
-    assert list(Reporter(**options).progress([1, 2, 3], "writing")) == [1, 2, 3]
+    assert list(Reporter(**options).progress([1, 2, 3], "writing", 3)) == [1, 2, 3]
     assert capsys.readouterr().err == ""
 
 
