@@ -391,3 +391,27 @@ def test_missing_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert trace.save(tmp_path / "g.dot").exists() and trace.save(tmp_path / "g.json").exists()
     with pytest.raises(tracer.GraphvizMissingError):
         trace.save(tmp_path / "g.html")
+
+
+def test_compact_detail_for_large_graphs() -> None:
+    """Above COMPACT_ABOVE nodes the picture keeps names and norms but drops tables and edge labels."""
+    from tracer.render_options import COMPACT_ABOVE
+
+    x = torch.linspace(-1, 1, 8, requires_grad=True)
+    h = x
+    for _ in range(COMPACT_ABOVE // 2 + 1):
+        h = torch.sin(h) * 1.5
+    t = tracer.trace(h.sum())
+    assert len(t.nodes) > COMPACT_ABOVE
+    auto = _labels(t.to_dot())
+    assert auto == _labels(t.to_dot(detail="compact"))
+    assert "‖v‖" in auto and "‖vᵀJ‖" in auto and "J  →" not in auto
+    assert not re.search(r"^\s+n\d+ -> n\d+ .*label=", auto, re.M)
+    full = _labels(t.to_dot(detail="full"))
+    assert "J  →" in full and re.search(r"^\s+n\d+ -> n\d+ .*label=", full, re.M)
+    small, _, _ = case_trace("square")
+    assert small.to_dot() == small.to_dot(detail="full")
+    leaf_line = next(ln for ln in auto.splitlines() if "gt-leaf" in ln)
+    assert "x [8&#93; · ‖grad‖ " in leaf_line
+    with pytest.raises(ValueError, match=r"unknown detail: 'some' \(must be one of \['auto', 'full', 'compact'\]\)"):
+        t.to_dot(detail="some")
