@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .errors import GradtraceError, GraphvizMissingError, TraceFormatError
+from .errors import DrawingTooLargeError, GradtraceError, GraphvizMissingError, TraceFormatError
 from .model import Check, Edge, Jacobian, Leaf, Options, Seed, Stats, Step, TensorInfo, Trace
 from .recorder import GradtraceWarning, Recorder, record, trace
 from .serial import load
 
 __all__ = [
     "Check",
+    "DrawingTooLargeError",
     "Edge",
     "GradtraceError",
     "GradtraceWarning",

@@ -345,7 +345,7 @@ class Labels:
         if tr.index != 1:
             words = f"pass {tr.index} · {words}"
         if tr.label:
-            words = f"{tr.label} · {words}"
+            words = f"{basename_source(tr.label)} · {words}"
         source = basename_source(tr.source)
         if source:
             words += f" · {source}"
