@@ -12,19 +12,17 @@ APPROX = "≈"
 
 def number(x: Scalar, precision: int) -> str:
     """`precision` significant digits, no trailing zeros, a compact exponent ('1.5e4'), and 0 for -0.0."""
+    if x.__class__ is float:  # the common case first: this runs for every number in every picture
+        text = f"{x:.{precision}g}"  # also gives 'nan', 'inf', '-inf'
+        if "e" in text:
+            mantissa, _, exponent = text.partition("e")
+            return f"{mantissa}e{int(exponent)}"
+        return "0" if text == "-0" else text
     if isinstance(x, bool):
         return "True" if x else "False"
     if isinstance(x, int):
         return str(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    text = f"{x:.{precision}g}"
-    mantissa, e, exponent = text.partition("e")
-    return f"{mantissa}e{int(exponent)}" if e else text
+    return number(float(x), precision)
 
 
 def shape_text(shape: Shape) -> str:
@@ -135,8 +133,11 @@ def inline(info: TensorInfo | None, precision: int, max_elements: int) -> str:
     return text
 
 
+TOOLTIP_VALUES = 16  # values listed in a tooltip; the rest are in the trace's JSON
+
+
 def details(info: TensorInfo | None, precision: int) -> list[str]:
-    """Every recorded fact about a tensor, one per line, for tooltips."""
+    """Every recorded fact about a tensor, one per line, for tooltips (the first TOOLTIP_VALUES values)."""
     if info is None:
         return ["None (no gradient)"]
     lines = [f"shape {shape_text(info.shape)} · {info.dtype} · {info.device} · {info.numel} elements"]
@@ -150,5 +151,8 @@ def details(info: TensorInfo | None, precision: int) -> list[str]:
             f"zeros {percent(stats.zeros)} · NaN {stats.nan} · Inf {stats.inf}",
         ]
     if info.values is not None and info.numel:
-        lines.append("values " + nested(info, precision))
+        if info.numel <= TOOLTIP_VALUES:
+            lines.append("values " + nested(info, precision))
+        else:
+            lines.append(f"values: {info.numel} kept in the trace (not listed here)")
     return lines

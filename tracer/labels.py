@@ -117,8 +117,10 @@ class Labels:
         problems = self.scene.problems(n) if n.executed else []
         k = ink(self.theme, state, self.border(n.v, bool(problems)))
         badge = f"step {n.id}" if n.executed else "not run"
-        rows = [_header(badge, n.name, k), _wide(self._origin(n, k))]
         leaf = self.scene.trace.leaves.get(n.leaf) if n.leaf is not None else None
+        if self.scene.compact:
+            return self._compact(n, leaf, badge, problems, k, state)
+        rows = [_header(badge, n.name, k), _wide(self._origin(n, k))]
         if leaf is not None:
             rows.append(_wide(self._leaf_title(leaf, k)))
         if n.executed:
@@ -133,6 +135,21 @@ class Labels:
         rows += [_wide(text(p, k.warning if state != "pending" else k.faint, size=SIZE - 1)) for p in problems]
         if n.note is not None and not n.note.startswith("raised"):
             rows.append(_wide(text(_cut(n.note), k.muted, size=SIZE - 1)))
+        return "<" + _frame(rows, k, state=state, dashed=not n.executed, ring=self.ring) + ">"
+
+    def _compact(self, n: Step, leaf: Leaf | None, badge: str, problems: list[str], k: Ink, state: State) -> str:
+        """Large graphs: the name and one line of norms per node (Graphviz lays out small labels much faster)."""
+        p = self.opts.precision
+        if leaf is not None:
+            grad = leaf.grad.norm if leaf.grad is not None else None
+            line = f"{leaf.name} {shape_text(leaf.shape)} · ‖grad‖ {_norm(grad, p)}"
+        elif n.executed:
+            line = f"‖v‖ {_norm(total_norm(n.v), p)} → ‖vᵀJ‖ {_norm(total_norm(n.vjp), p)}"
+        else:
+            line = n.op
+        rows = [_header(badge, n.name, k), _wide(text(line, k.muted, size=SIZE - 1))]
+        if problems:
+            rows.append(_wide(text(problems[0], k.warning if state != "pending" else k.faint, size=SIZE - 1)))
         return "<" + _frame(rows, k, state=state, dashed=not n.executed, ring=self.ring) + ">"
 
     def _origin(self, n: Step, k: Ink) -> str:
@@ -328,7 +345,7 @@ class Labels:
         if tr.index != 1:
             words = f"pass {tr.index} · {words}"
         if tr.label:
-            words = f"{tr.label} · {words}"
+            words = f"{basename_source(tr.label)} · {words}"
         source = basename_source(tr.source)
         if source:
             words += f" · {source}"
@@ -365,6 +382,10 @@ def _edge_text(info: TensorInfo | None, precision: int, max_elements: int) -> st
     if info is not None and has_values(info, min(max_elements, EDGE_VALUES)):
         return inline(info, precision, max_elements)
     return inline(info, precision, 0)
+
+
+def _norm(value: float | None, precision: int) -> str:
+    return "None" if value is None else number(value, precision)
 
 
 def _flat(infos: tuple[TensorInfo | None, ...], shapes: tuple[tuple[int, ...] | None, ...]) -> list[float] | None:
