@@ -126,7 +126,11 @@ def run(
     type=click.Path(path_type=Path, dir_okay=False),
     help="The file to write; its suffix picks the format (.svg .png .pdf .dot .html .json). [default: TRACE.svg]",
 )
-@click.option("--steps", is_flag=True, help="Also draw each step on its own (frames; the HTML page steps through).")
+@click.option(
+    "--steps",
+    is_flag=True,
+    help="Also draw each step as its own picture (OUT-step01.svg, ...; svg, png, pdf, dot); .html always steps.",
+)
 @click.option("--step", type=click.IntRange(min=1), metavar="K", help="Draw the graph as it is at step K.")
 @click.option("--force", is_flag=True, help="Replace an existing file that gradtrace did not write.")
 @drawing_options
@@ -159,6 +163,8 @@ def render(
             f"unknown output format: {target.suffix or '(no suffix)'!r} (must be one of {['.' + f for f in FORMATS]})",
             param_hint="'-o'",
         )
+    if steps and fmt == "json":
+        raise click.UsageError("--steps draws one picture per step; a .json file holds the whole trace")
     with clear_errors(reporter):
         trace = tracer.load(trace_file)
         folder = OutputFolder(target.parent, trace_file.name, force=force)
