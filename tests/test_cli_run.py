@@ -519,3 +519,15 @@ def test_json_report_of_a_failure(tmp_path: Path) -> None:
     result = invoke("run", "--json", script)
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"].startswith("forward.py ran without a backward pass")
+
+
+def test_a_script_with_its_own_cli_module(tmp_path: Path) -> None:
+    (tmp_path / "cli.py").write_text("GREETING = 'the script folder cli.py'\n")
+    script = write_script(tmp_path, "uses_cli.py", "import cli\nprint(cli.GREETING)\n" + textwrap.dedent(TWO_PASSES))
+    result = invoke("run", "-f", "json", "-o", tmp_path / "out", script)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("the script folder cli.py\n")
+    assert len(load_outputs(tmp_path / "out")) == 2
+    import cli.main  # ours again afterwards
+
+    assert hasattr(cli.main, "cli")
