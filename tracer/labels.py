@@ -186,6 +186,12 @@ class Labels:
         for slot, v in enumerate(n.v):
             if not self._fan_in(n, slot):
                 rows.append(_pair("v" if len(n.v) == 1 else f"v[{slot}]", self.value(v, k), k))
+        if not n.v:
+            # A node that raised never reported its v: show what was sent to it instead.
+            for (target, slot), parts in sorted(self.scene.incoming.items()):
+                if target == n.id:
+                    for part in parts:
+                        rows.append(_pair(f"v[{slot}] from {part.origin}", self.value(part.grad, k), k))
         j = n.jacobian
         if self.opts.jacobian and j is not None:
             r, c = j.size
