@@ -188,8 +188,8 @@ class Labels:
                 rows.append(_pair("v" if len(n.v) == 1 else f"v[{slot}]", self.value(v, k), k))
         if not n.v:
             # A node that raised never reported its v: show what was sent to it instead.
-            for (target, slot), parts in sorted(self.scene.incoming.items()):
-                if target == n.id:
+            for (node_id, slot), parts in sorted(self.scene.incoming.items()):
+                if node_id == n.id:
                     for part in parts:
                         rows.append(_pair(f"v[{slot}] from {part.origin}", self.value(part.grad, k), k))
         j = n.jacobian
@@ -206,11 +206,11 @@ class Labels:
             )
         for e, _ in enumerate(n.edges):
             g = n.vjp[e] if e < len(n.vjp) else None
-            target = self.scene.target_text(n, e)
+            where = self.scene.target_text(n, e)
             if n.edges[e].target is None and g is None:
-                rows.append(_pair("vᵀJ", text(f"→ {target}", k.none, size=SIZE - 1), k))
+                rows.append(_pair("vᵀJ", text(f"→ {where}", k.none, size=SIZE - 1), k))
                 continue
-            rows.append(_pair(f"vᵀJ → {target}", self.value(g, k), k))
+            rows.append(_pair(f"vᵀJ → {where}", self.value(g, k), k))
         if not n.edges:
             rows.append(_wide(text("sends nothing on (no next edges)", k.muted, size=SIZE - 1)))
         return rows
