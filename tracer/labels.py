@@ -53,7 +53,8 @@ def _frame(rows: list[str], ink: Ink, *, state: State, dashed: bool = False, rin
 
 
 def _invisible(theme: Theme) -> str:
-    return "transparent" if theme.background == "transparent" else theme.background
+    # Not the page colour: a painted ring can cover the node's own border where browsers round differently.
+    return "transparent"
 
 
 def _header(badge: str, title: str, ink: Ink) -> str:
