@@ -323,9 +323,15 @@ class Labels:
         if ticks:
             rows.append(row(*[cell(" ", bgcolor=scale.colour(x)) for x in ticks]))
             rows.append(row(*[cell(text(number(x, 2), t.muted, size=SIZE - 2), align="CENTER") for x in ticks]))
-        keys = [
-            (t.text, "in a node: v (left column) times J gives vᵀJ (bottom row)"),
-            (t.text, "in a leaf: .grad after = .grad before + gradient"),
+        keys = (
+            []
+            if self.scene.compact
+            else [
+                (t.text, "in a node: v (left column) times J gives vᵀJ (bottom row)"),
+                (t.text, "in a leaf: .grad after = .grad before + gradient"),
+            ]
+        )
+        keys += [
             (t.zero, "grey: exactly zero"),
             (t.none, "dashed grey: None, an input needing no grad, or not run"),
             (t.warning, "red: NaN/Inf, or vᵀJ ≠ v·J"),
