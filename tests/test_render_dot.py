@@ -208,6 +208,7 @@ def test_incomplete_trace_highlights_raising_node() -> None:
     raised = next(n for n in t.nodes if n.note and n.note.startswith("raised"))
     line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"n{raised.id} [id="))
     assert THEMES["light"].warning in line and "backward of Fails is broken" in line
+    assert "v[0&#93; from step" in line and "[2&#93;" in line  # what arrived before it raised: d(2·y)/dy = 2
     assert "incomplete" in text.splitlines()[1]
 
 

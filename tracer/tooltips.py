@@ -63,6 +63,11 @@ def step(scene: Scene, n: Step) -> list[str]:
         parts = scene.incoming.get((n.id, k), [])
         senders = ", ".join(p.origin for p in parts) or "nothing"
         lines += [f"v[{k}] (gradient arriving for forward output {k}, from {senders}):", *_indented(scene, v)]
+    if not n.v:  # a node that raised never reported its v: what was sent to it
+        for (target, slot), parts in sorted(scene.incoming.items()):
+            if target == n.id:
+                for part in parts:
+                    lines += [f"v[{slot}] sent by {part.origin}:", *_indented(scene, part.grad)]
     j = n.jacobian
     if j is not None:
         r, c = j.size
