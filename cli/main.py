@@ -18,8 +18,9 @@ from .passes import PassRange
 from .report import Reporter
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-# `gradtrace run [OPTIONS] SCRIPT ARGS...`: everything after SCRIPT belongs to the script, as with `python`.
-SCRIPT_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
+# `gradtrace run SCRIPT [ARGS]... -o OUTDIR`: gradtrace's options may stand before or after SCRIPT; anything else,
+# and everything after `--`, is the script's (`gradtrace run train.py -o out -- -o model.pt`).
+SCRIPT_CONTEXT = {**CONTEXT, "ignore_unknown_options": True}
 
 
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -85,7 +86,8 @@ def run(
     The script runs exactly as `python SCRIPT.py ARGS` would (same sys.argv, __name__ == "__main__", its folder
     first on sys.path, its exit code). A notebook's code cells run in order in one namespace; IPython magics and
     shell lines are skipped. One file per pass and format goes into OUTDIR, with an index.html linking them.
-    Everything after SCRIPT is passed to it; gradtrace's options go before SCRIPT.
+    gradtrace's options may come before or after SCRIPT; every other argument is passed to the script, and so is
+    everything after `--` (for script options that share a name with gradtrace's: `... -o out -- -o model.pt`).
 
     Under torch.distributed (e.g. torchrun) every rank writes its own files, with the rank in their names.
     """
@@ -204,7 +206,8 @@ def analyze(
 ) -> None:
     """Print the summary and health report of a saved trace, or of every backward pass of a script.
 
-    A script or notebook runs as with `gradtrace run` (arguments after it go to it); nothing is written.
+    A script or notebook runs as with `gradtrace run` (arguments that are not gradtrace's, and everything after
+    `--`, go to it); nothing is written.
     """
     import tracer
 
