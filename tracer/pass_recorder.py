@@ -532,9 +532,13 @@ def _same_as(added: TensorInfo, total: TensorInfo | None) -> TensorInfo:
     return total
 
 
+# torch's own functions, taken before record() wraps torch.autograd.backward/grad to explain errors
+_SEED_ARGUMENTS = {torch.autograd.backward.__code__: "grad_tensors", torch.autograd.grad.__code__: "grad_outputs"}
+
+
 def _implicit_seeds(count: int) -> list[bool] | None:
     """Which seeds torch made itself (gradient=None), read from torch.autograd.backward/grad's own frame."""
-    arguments = {torch.autograd.backward.__code__: "grad_tensors", torch.autograd.grad.__code__: "grad_outputs"}
+    arguments = _SEED_ARGUMENTS
     frame: Any = sys._getframe(1)
     while frame is not None:
         name = arguments.get(frame.f_code)

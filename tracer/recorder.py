@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
+import inspect
 import sys
 import threading
 import warnings
@@ -189,12 +191,39 @@ class _RecordingEngine:
         return _run_recorded(self._engine, args, kwargs)
 
 
+_ORIGINAL_ENTRY_POINTS = {"backward": torch.autograd.backward, "grad": torch.autograd.grad}
+_ARGUMENTS = {"backward": ("tensors", "grad_tensors"), "grad": ("outputs", "grad_outputs")}
+
+
+def _explaining(name: str) -> Any:
+    """torch.autograd.backward / grad, adding gradtrace's explanation to a known error (Tensor.backward calls
+    torch.autograd.backward, so this covers it). Errors about the seed arise before the engine runs."""
+    original = _ORIGINAL_ENTRY_POINTS[name]
+    outputs_name, grads_name = _ARGUMENTS[name]
+
+    @functools.wraps(original)
+    def entry_point(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*args, **kwargs)
+        except Exception as exc:
+            try:
+                bound = inspect.signature(original).bind_partial(*args, **kwargs).arguments
+            except TypeError:
+                bound = {}
+            add_explanation(exc, _as_tuple(bound.get(outputs_name)), _as_tuple(bound.get(grads_name)))
+            raise
+
+    return entry_point
+
+
 def _open(rec: Recorder) -> None:
     global _engine
     with _lock:
         if not _open_recorders:
             _engine = Variable._execution_engine
             Variable._execution_engine = _RecordingEngine(_engine)  # type: ignore[assignment]
+            for name in _ORIGINAL_ENTRY_POINTS:
+                setattr(torch.autograd, name, _explaining(name))
         _open_recorders.append(rec)
 
 
@@ -209,6 +238,9 @@ def _close(rec: Recorder) -> None:
             else:  # someone else replaced the engine after us: leave theirs, it wraps ours
                 warnings.warn("torch's autograd engine was replaced while recording", GradtraceWarning, stacklevel=3)
             _engine = None
+            for name, original in _ORIGINAL_ENTRY_POINTS.items():
+                if getattr(getattr(torch.autograd, name), "__wrapped__", None) is original:
+                    setattr(torch.autograd, name, original)
 
 
 def active_recorders() -> list[Recorder]:
