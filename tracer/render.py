@@ -89,7 +89,7 @@ def check_size(trace: Trace, opts: RenderOptions) -> None:
         )
 
 
-_TOOLTIP = re.compile(r'<title>[^<]*</title>\n(<g id="a_[^"]*"><a xlink:title="([^"]*)">)')
+_TOOLTIP = re.compile(r'<title>[^<]*</title>\n(<g id="a_[^"]*"><a) xlink:title="([^"]*)">')
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
 
 
@@ -109,8 +109,8 @@ def render_dot(text: str, fmt: str) -> bytes:
         return data
     svg_text = data.decode("utf-8")
     # Graphviz puts the node's DOT name in <title> (browsers show it on hover) and the tooltip on an inner
-    # <a>; putting the tooltip into <title> shows the details in every browser and viewer.
-    svg_text = _TOOLTIP.sub(lambda m: f"<title>{m.group(2)}</title>\n{m.group(1)}", svg_text)
+    # <a>; moving the tooltip into <title> shows the details in every browser and viewer, and once only.
+    svg_text = _TOOLTIP.sub(lambda m: f"<title>{m.group(2)}</title>\n{m.group(1)}>", svg_text)
     svg_text = _COMMENT.sub("", svg_text)
     return svg_text.encode("utf-8")
 
