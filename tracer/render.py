@@ -65,8 +65,8 @@ def _frames(trace: Trace, opts: RenderOptions, fmt: str) -> list[bytes]:
     if count > opts.max_frames:
         raise DrawingTooLargeError(
             f"this pass ran {count} steps, more than max_frames={opts.max_frames}: one frame per step would "
-            f"take very long to draw. Draw the whole pass as one picture (without steps), or raise the limit "
-            f"with max_frames={count}."
+            f"take very long to draw. Draw the whole pass as one picture instead (save it as .svg, without "
+            f"steps=True), or raise the limit with max_frames={count}."
         )
     if fmt != "dot":
         check_size(trace, opts)
