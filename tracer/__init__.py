@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .accumulation import AccumulationPoint, accumulation_points
 from .diff import GraphMismatch, TraceDiff, diff
-from .errors import GradtraceError, GraphvizMissingError, TraceFormatError
+from .errors import DrawingTooLargeError, GradtraceError, GraphvizMissingError, TraceFormatError
 from .health import Flag, Health, health
 from .jacobian import JacobianResult, jacobian
 from .model import Check, Edge, Jacobian, Leaf, Options, Seed, Stats, Step, TensorInfo, Trace
@@ -20,6 +20,7 @@ __all__ = [
     "Check",
     "Decomposition",
     "DecompositionUnavailable",
+    "DrawingTooLargeError",
     "Edge",
     "Flag",
     "GradtraceError",

@@ -43,6 +43,7 @@ class _Builder:
                     ("bgcolor", dot_string(t.background)),
                     ("fontname", dot_string(t.font)),
                     ("label", self.labels.title()),
+                    ("tooltip", dot_multiline(tooltips.trace(self.scene))),
                     ("labelloc", "t"),
                     ("nodesep", "0.3"),
                     ("ranksep", "0.35"),

@@ -186,6 +186,12 @@ class Labels:
         for slot, v in enumerate(n.v):
             if not self._fan_in(n, slot):
                 rows.append(_pair("v" if len(n.v) == 1 else f"v[{slot}]", self.value(v, k), k))
+        if not n.v:
+            # A node that raised never reported its v: show what was sent to it instead.
+            for (node_id, slot), parts in sorted(self.scene.incoming.items()):
+                if node_id == n.id:
+                    for part in parts:
+                        rows.append(_pair(f"v[{slot}] from {part.origin}", self.value(part.grad, k), k))
         j = n.jacobian
         if self.opts.jacobian and j is not None:
             r, c = j.size
@@ -200,11 +206,11 @@ class Labels:
             )
         for e, _ in enumerate(n.edges):
             g = n.vjp[e] if e < len(n.vjp) else None
-            target = self.scene.target_text(n, e)
+            where = self.scene.target_text(n, e)
             if n.edges[e].target is None and g is None:
-                rows.append(_pair("vᵀJ", text(f"→ {target}", k.none, size=SIZE - 1), k))
+                rows.append(_pair("vᵀJ", text(f"→ {where}", k.none, size=SIZE - 1), k))
                 continue
-            rows.append(_pair(f"vᵀJ → {target}", self.value(g, k), k))
+            rows.append(_pair(f"vᵀJ → {where}", self.value(g, k), k))
         if not n.edges:
             rows.append(_wide(text("sends nothing on (no next edges)", k.muted, size=SIZE - 1)))
         return rows
@@ -345,7 +351,7 @@ class Labels:
         if tr.index != 1:
             words = f"pass {tr.index} · {words}"
         if tr.label:
-            words = f"{tr.label} · {words}"
+            words = f"{basename_source(tr.label)} · {words}"
         source = basename_source(tr.source)
         if source:
             words += f" · {source}"

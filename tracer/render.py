@@ -27,6 +27,11 @@ INSTALL_HINT = (
 
 def options(trace: Trace, given: dict[str, Any], *, extra: tuple[str, ...] = ()) -> RenderOptions:
     """Checked RenderOptions for this trace (a frame's step must be one of its steps)."""
+    if "steps" in given and "steps" not in extra:
+        raise TypeError(
+            "steps=True makes one picture per step, which needs several files: use trace.save(path, steps=True) "
+            "or tracer.render.frames(trace); step=k draws the frame of step k alone"
+        )
     opts = parse_options(given, extra=extra)
     if opts.step is not None and opts.step > len(trace.steps):
         raise ValueError(f"step must be between 1 and {len(trace.steps)} (the steps this pass ran), got {opts.step}")

@@ -20,6 +20,26 @@ def _indented(scene: Scene, info: TensorInfo | None) -> list[str]:
     return cached
 
 
+def trace(scene: Scene) -> list[str]:
+    """The whole pass: how it was run, and what stopped it or could not be recorded."""
+    t = scene.trace
+    o = t.options
+    lines = [f"{t.kind} pass {t.index}: {len(t.steps)} steps run, {len(t.unexecuted)} nodes not run"]
+    source = basename_source(t.source)
+    if source:
+        lines.append(f"started at {source}")
+    lines.append(
+        f"retain_graph={o.retain_graph} · create_graph={o.create_graph} · capture={o.capture} · "
+        f"max_values={o.max_values} · jacobian_limit={o.jacobian_limit}"
+    )
+    if o.inputs is not None:
+        lines.append("inputs=" + ", ".join(o.inputs))
+    if not t.complete:
+        lines.append(f"incomplete: {t.error or 'the pass stopped early'}")
+    lines += [f"note: {note}" for note in t.notes]
+    return lines
+
+
 def seed(scene: Scene, s: Seed) -> list[str]:
     output = s.name if s.name is not None else f"output {s.index}"
     lines = [f"seed v for {output} (output {s.index}): {shape_text(s.shape)} {s.dtype}"]
@@ -43,6 +63,11 @@ def step(scene: Scene, n: Step) -> list[str]:
         parts = scene.incoming.get((n.id, k), [])
         senders = ", ".join(p.origin for p in parts) or "nothing"
         lines += [f"v[{k}] (gradient arriving for forward output {k}, from {senders}):", *_indented(scene, v)]
+    if not n.v:  # a node that raised never reported its v: what was sent to it
+        for (target, slot), parts in sorted(scene.incoming.items()):
+            if target == n.id:
+                for part in parts:
+                    lines += [f"v[{slot}] sent by {part.origin}:", *_indented(scene, part.grad)]
     j = n.jacobian
     if j is not None:
         r, c = j.size
