@@ -1,28 +1,29 @@
 """Shared helpers of the notebook tests: execute a notebook in a real kernel of this interpreter, read its outputs.
 
-Which Python runs the kernel: jupyter_client resolves the name 'python3' through the kernelspec directories
-(JUPYTER_PATH, then — inside a virtualenv — the venv's share/jupyter/kernels, where ipykernel's wheel puts a
-'python3' spec whose argv starts with the bare word "python", which jupyter_client replaces by sys.executable),
-then the user's and the system's directories, and falls back to ipykernel's built-in spec. A 'python3' spec
-elsewhere on JUPYTER_PATH, or a user-level one outside a venv, would win and could start another interpreter.
-So the tests write their own spec, pinned to sys.executable, into a temporary directory and hand nbclient a
-kernel manager that looks only there: no `ipykernel install` needed, and no other Python can be picked up.
-The kernel inherits this process's environment (PYTHONPATH included), so it imports the same `tracer`.
+Which Python runs the kernel: jupyter_client resolves a kernel name through the kernelspec directories — first
+those on JUPYTER_PATH, then (inside a virtualenv) the venv's share/jupyter/kernels, where ipykernel's wheel puts a
+'python3' spec whose argv starts with the bare word "python" (jupyter_client replaces it by sys.executable), then
+the user's and the system's directories — and falls back to ipykernel's built-in 'python3' spec. So 'python3'
+does run this venv's Python in a fresh venv, but a 'python3' spec on JUPYTER_PATH (or a user-level one outside a
+venv) would win and could start another interpreter. The tests therefore write their own spec, pinned to
+sys.executable, into a temporary directory put first on JUPYTER_PATH: no `ipykernel install` needed, and no
+other Python can be picked up. nbclient creates (and shuts down) the kernel manager itself. The kernel inherits
+this process's environment (PYTHONPATH included), so it imports the same `tracer`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import nbformat
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 KERNEL = "gradtrace-test-python"
@@ -31,21 +32,22 @@ KERNEL = "gradtrace-test-python"
 def execute(nb: Any, cwd: Path, *, allow_errors: bool = False, timeout: int = 600) -> Any:
     """Run every cell of `nb` in a fresh kernel of this interpreter, in `cwd`; the notebook gets the outputs."""
     with tempfile.TemporaryDirectory(prefix="gradtrace-kernels-") as kernels:
-        spec = Path(kernels) / KERNEL
-        spec.mkdir()
+        spec = Path(kernels) / "kernels" / KERNEL
+        spec.mkdir(parents=True)
         argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         kernel_json = {"argv": argv, "display_name": "Python 3 (ipykernel)", "language": "python"}
         (spec / "kernel.json").write_text(json.dumps(kernel_json), encoding="utf-8")
-        km = AsyncKernelManager(kernel_name=KERNEL, kernel_spec_manager=KernelSpecManager(kernel_dirs=[kernels]))
-        client = NotebookClient(
-            nb,
-            km=km,
-            timeout=timeout,
-            allow_errors=allow_errors,
-            record_timing=False,  # no timestamps in the outputs: a committed notebook stays byte-stable
-            resources={"metadata": {"path": str(cwd)}},
-        )
-        client.execute()
+        path = os.pathsep.join(p for p in (kernels, os.environ.get("JUPYTER_PATH")) if p)
+        with mock.patch.dict(os.environ, {"JUPYTER_PATH": path}):
+            client = NotebookClient(
+                nb,
+                kernel_name=KERNEL,
+                timeout=timeout,
+                allow_errors=allow_errors,
+                record_timing=False,  # no timestamps in the outputs: a committed notebook stays byte-stable
+                resources={"metadata": {"path": str(cwd)}},
+            )
+            client.execute()
     return nb
 
 
