@@ -268,6 +268,8 @@ def test_show_passes_options_through_and_checks_them() -> None:
         t.show(steps="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="step= draws one frame"):
         t.show(steps=True, step=1)
+    embedded = check_html(t.show().html() + t.show().html())
+    assert len(embedded.ids) == len(set(embedded.ids)) and embedded.ids
     frame = t.show(step=2)._repr_mimebundle_()[SVG]
     assert frame == tracer.notebook.inline_svg(t.svg(step=2))
 

@@ -124,6 +124,8 @@ def _text_outputs(nb: Any) -> list[list[tuple[str, str]]]:
                 for mime, value in sorted(out["data"].items()):
                     if mime != "image/svg+xml" and "<svg" not in value:
                         items.append((mime, value))
+                    elif mime == "text/html":  # the steppers' ids come from the DOT text: no layout in them
+                        items.append(("stepper ids", " ".join(re.findall(r'class="gt-stepper" id="([^"]+)"', value))))
         found.append(items)
     return found
 

@@ -6,16 +6,20 @@ those call `mimebundle()`. Pictures are drawn when the frontend asks for them, n
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import GradtraceError, GraphvizMissingError
 from .escape import page_text
 from .graph import seed_label
 from .model import Trace
 from .textfmt import plural, shape
+
+if TYPE_CHECKING:  # pragma: no cover - the recorder imports torch; the display of a loaded trace needs none of it
+    from .recorder import Recorder
 
 SVG = "image/svg+xml"
 HTML = "text/html"
@@ -136,14 +140,17 @@ def stepper_bundle(trace: Trace, wanted: Wanted, options: dict[str, Any], scale:
 
 def stepper_html(trace: Trace, options: dict[str, Any], scale: float | None) -> str:
     """The stepper fragment with element ids no other display on the page has."""
-    from .render import options as checked_options
-    from .stepper import default_uid, fragment
+    from .render import to_dot
+    from .stepper import fragment
 
-    uid = f"{default_uid(trace, checked_options(trace, options))}-{next(_display_numbers)}"
+    # The ids start with a digest of what is drawn (the DOT text: no absolute paths, unlike the trace's JSON,
+    # so the same notebook cell gives the same ids in every kernel) and end with this display's number.
+    digest = hashlib.sha256(to_dot(trace, **options).encode("utf-8")).hexdigest()[:12]
+    uid = f"gt-{digest}-{next(_display_numbers)}"
     return scale_svgs(fragment(trace, uid=uid, **options), scale)
 
 
-def recorder_bundle(rec: Any, wanted: Wanted) -> dict[str, str]:
+def recorder_bundle(rec: Recorder, wanted: Wanted) -> dict[str, str]:
     """Every pass of a record() block, labelled: one picture per pass (HTML) and their summaries (text)."""
     traces: list[Trace] = list(rec.traces)
     shown, rest = traces[:MAX_PASSES], len(traces) - MAX_PASSES
@@ -184,7 +191,7 @@ def _passes_html(traces: list[Trace], more: str | None) -> str:
 
 
 def pass_title(trace: Trace) -> str:
-    """'pass #2 · cell [3]: backward of y[2] — 5 steps, 1 leaf' (the label says where it was recorded)."""
+    """'pass #2 · epoch 3: backward of loss[] — 9 steps, 4 leaves' (record()'s label, when it has one)."""
     seeds = ", ".join(f"{seed_label(s)}{shape(s.shape)}" for s in trace.seeds) or "no outputs"
     how = "torch.autograd.grad" if trace.kind == "grad" else "backward"
     where = f" · {trace.label}" if trace.label else ""
@@ -219,7 +226,7 @@ class TraceView:
         self.trace = trace
         self.steps = steps
         self.scale = check_scale(scale)
-        self.options = options
+        self.options = dict(options)
 
     def _repr_mimebundle_(
         self, include: Collection[str] | None = None, exclude: Collection[str] | None = None
@@ -228,10 +235,10 @@ class TraceView:
         return bundle(self.trace, _wanted(include, exclude), self.options, self.scale)
 
     def html(self) -> str:
-        """The display as an HTML fragment (the stepper, or the picture), with fresh element ids."""
+        """The display as an HTML fragment to embed anywhere (the stepper, or the picture), with fresh element ids."""
         if self.steps:
             return stepper_html(self.trace, self.options, self.scale)
-        return inline_svg(self.trace.svg(**self.options), self.scale)
+        return _prefixed(inline_svg(self.trace.svg(**self.options), self.scale), f"gt-v{next(_display_numbers)}-")
 
     def __repr__(self) -> str:
         what = f"stepper through {plural(len(self.trace.steps), 'step')}" if self.steps else "picture"
