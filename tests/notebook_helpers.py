@@ -38,7 +38,11 @@ def execute(nb: Any, cwd: Path, *, allow_errors: bool = False, timeout: int = 60
         kernel_json = {"argv": argv, "display_name": "Python 3 (ipykernel)", "language": "python"}
         (spec / "kernel.json").write_text(json.dumps(kernel_json), encoding="utf-8")
         path = os.pathsep.join(p for p in (kernels, os.environ.get("JUPYTER_PATH")) if p)
-        with mock.patch.dict(os.environ, {"JUPYTER_PATH": path}):
+        # The user's IPython profile and Jupyter config (startup files, display settings) must not change the
+        # outputs, and nothing is written to the home folder: all of it lives in the temporary directory.
+        private = {name: str(Path(kernels) / name.lower()) for name in ("IPYTHONDIR", "JUPYTER_CONFIG_DIR")}
+        private["JUPYTER_RUNTIME_DIR"] = str(Path(kernels) / "runtime")
+        with mock.patch.dict(os.environ, {"JUPYTER_PATH": path, **private}):
             client = NotebookClient(
                 nb,
                 kernel_name=KERNEL,
