@@ -49,6 +49,7 @@ def execute(nb: Any, cwd: Path, *, allow_errors: bool = False, timeout: int = 60
                 timeout=timeout,
                 allow_errors=allow_errors,
                 record_timing=False,  # no timestamps in the outputs: a committed notebook stays byte-stable
+                coalesce_streams=True,  # one stdout output per cell, however the kernel happened to flush it
                 resources={"metadata": {"path": str(cwd)}},
             )
             client.execute()
