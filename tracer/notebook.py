@@ -18,7 +18,7 @@ from .graph import seed_label
 from .model import Trace
 from .textfmt import plural, shape
 
-if TYPE_CHECKING:  # pragma: no cover - the recorder imports torch; the display of a loaded trace needs none of it
+if TYPE_CHECKING:  # pragma: no cover - typing only
     from .recorder import Recorder
 
 SVG = "image/svg+xml"
