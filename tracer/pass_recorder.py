@@ -108,13 +108,27 @@ def _edge(target: int | None, input_nr: int) -> Edge:
 
 
 class _NodeState:
-    __slots__ = ("edges", "fan_in", "fn", "grad_before", "local", "module", "name", "source", "v", "variable", "vjp")
+    __slots__ = (
+        "edges",
+        "fan_in",
+        "fan_in_many",
+        "fn",
+        "grad_before",
+        "local",
+        "module",
+        "name",
+        "source",
+        "v",
+        "variable",
+        "vjp",
+    )
 
     def __init__(self, fn: Any) -> None:
         self.fn = fn
         self.name = str(fn.name()).rsplit("::", 1)[-1]
         self.edges: list[tuple[int | None, int]] = []
         self.fan_in: dict[int, int] = {}  # forward output -> how many gradients arrive there
+        self.fan_in_many: frozenset[int] = frozenset()  # the forward outputs fed by more than one gradient
         self.variable: torch.Tensor | None = None  # AccumulateGrad: the leaf
         self.source: str | None = None
         self.module: tuple[str, str] | None = None  # (path, class) from tracer.modules
@@ -218,36 +232,35 @@ class PassRecorder:
                 target = states[j]
                 target.fan_in[input_nr] = target.fan_in.get(input_nr, 0) + 1
                 st.edges.append((j, input_nr))
+        for st in states:
+            st.fan_in_many = frozenset(k for k, count in st.fan_in.items() if count > 1)
 
     def _hook(self, i: int, st: _NodeState) -> Any:
+        order, table, limit = self.order, self.table, self.options.jacobian_limit
+        add, add_default = table.add, table.add_default
+
         def post(grad_inputs: tuple[torch.Tensor | None, ...], grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
-            self.order.append(i)
+            # Runs inside every backward node: kept to plain calls and locals, no keyword arguments.
+            order.append(i)
             try:
-                self._after(st, grad_inputs, grad_outputs)
+                if st.variable is not None:
+                    # Without an earlier .grad the leaf keeps this very tensor (or a copy) as .grad, so asking
+                    # for its exact norm holds no extra memory; with one, the sum is made and this tensor freed.
+                    st.v = tuple([add(g, exact_norm=st.grad_before is None) for g in grad_outputs])
+                    return
+                if st.fan_in_many:
+                    # A slot fed by several edges holds their sum, a new tensor: never reuse an edge's record.
+                    many = st.fan_in_many
+                    st.v = tuple([add(g, fresh=k in many) for k, g in enumerate(grad_outputs)])
+                else:
+                    st.v = tuple([add_default(g) for g in grad_outputs])
+                st.vjp = tuple([add_default(g) for g in grad_inputs])
+                if limit and _fits(grad_outputs, limit) and _fits(grad_inputs, limit):
+                    st.local = local_jacobian(st.fn, grad_outputs, grad_inputs, limit)
             except Exception as exc:  # recording must never break the pass
                 self.notes.append(f"{st.name}: could not record ({type(exc).__name__}: {exc})")
 
         return post
-
-    def _after(
-        self,
-        st: _NodeState,
-        grad_inputs: tuple[torch.Tensor | None, ...],
-        grad_outputs: tuple[torch.Tensor | None, ...],
-    ) -> None:
-        add = self.table.add
-        if st.variable is not None:
-            # Without an earlier .grad the leaf keeps this very tensor (or a copy of it) as .grad, so asking
-            # for its exact norm holds no extra memory; with one, the sum is computed and this tensor freed.
-            st.v = tuple(add(g, exact_norm=st.grad_before is None) for g in grad_outputs)
-            return
-        fan_in = st.fan_in
-        # A slot fed by several edges holds their sum, a new tensor: never reuse an edge's record for it.
-        st.v = tuple([add(g, fresh=fan_in.get(k, 0) > 1) for k, g in enumerate(grad_outputs)])
-        st.vjp = tuple([add(g) for g in grad_inputs])
-        limit = self.options.jacobian_limit
-        if limit and _fits(grad_outputs, limit) and _fits(grad_inputs, limit):
-            st.local = local_jacobian(st.fn, grad_outputs, grad_inputs, limit)
 
     def remove(self) -> None:
         """Take every hook off again; safe to call twice."""
@@ -292,35 +305,38 @@ class PassRecorder:
 
         leaf_names = self._leaf_names(ids)
         done = set(self.order)
+        order = sorted(range(len(self.states)), key=ids.__getitem__)
         steps = []
-        for i in sorted(range(len(self.states)), key=ids.__getitem__):
+        infos_or_none = [*infos, None]  # index -1 (a missing handle) gives None: no call per tensor
+        for i in order:
             st = self.states[i]
+            local = st.local
             note = None
             if i == failing:
                 note = f"raised {type(error).__name__}: {_first_line(error)}" if error is not None else None
-            elif st.local is not None and st.local.note:
-                note = st.local.note
-            v = tuple(info(h) for h in st.v)
+            elif local is not None and local.note:
+                note = local.note
+            v = tuple([infos_or_none[-1 if h is None else h] for h in st.v])
             if st.variable is not None and st.grad_before is None and v and v[0] is not None:
                 v = (_same_as(v[0], info(totals.get(i))),)
             steps.append(
-                Step(
-                    id=ids[i],
-                    name=st.name,
-                    op=describe_op(st.name, st.fn),
-                    executed=i in done or i == failing,
-                    v=v,
-                    vjp=tuple(info(h) for h in st.vjp),
-                    edges=tuple(_edge(None if t is None else ids[t], nr) for t, nr in st.edges),
-                    jacobian=st.local.jacobian if st.local else None,
-                    check=st.local.check if st.local else None,
-                    source=st.source,
-                    module=st.module[0] if st.module else None,
-                    leaf=leaf_names.get(i),
-                    note=note,
+                Step(  # positional, in Step's field order: thousands of nodes, keywords cost measurably
+                    ids[i],
+                    st.name,
+                    describe_op(st.name, st.fn),
+                    i in done or i == failing,
+                    v,
+                    tuple([infos_or_none[-1 if h is None else h] for h in st.vjp]),
+                    tuple([_edge(None if t is None else ids[t], nr) for t, nr in st.edges]),
+                    local.jacobian if local else None,
+                    local.check if local else None,
+                    st.source,
+                    st.module[0] if st.module else None,
+                    leaf_names.get(i),
+                    note,
                 )
             )
-        by_state = {ids[i]: s for i, s in zip(sorted(range(len(self.states)), key=ids.__getitem__), steps, strict=True)}
+        by_state = {ids[i]: s for i, s in zip(order, steps, strict=True)}
         leaves = self._leaves(ids, leaf_names, by_state, info, totals, retained_totals, result_handles, done, error)
         inputs = (
             tuple(self._input_name(t, k) for k, (t, _) in enumerate(self.input_nodes)) if self.call.inputs else None

@@ -55,6 +55,17 @@ class TensorTable:
     def __len__(self) -> int:
         return len(self._kind)
 
+    def add_default(self, tensor: torch.Tensor | None) -> int | None:
+        """add(tensor) with no options: the recorder's hot path, one call per gradient of every node."""
+        if tensor is None:
+            return None
+        handle = self._seen.get(id(tensor))
+        if handle is not None:
+            ref = self._refs[handle]
+            if ref is not None and ref() is tensor and self._versions[handle] == _version(tensor) >= 0:
+                return handle
+        return self._new(tensor, False, False, False)
+
     def add(
         self,
         tensor: torch.Tensor | None,
@@ -73,9 +84,8 @@ class TensorTable:
         """
         if tensor is None:
             return None
-        key = id(tensor)
         if not (copy or fresh):
-            handle = self._seen.get(key)
+            handle = self._seen.get(id(tensor))
             if handle is not None:
                 ref = self._refs[handle]
                 # The same object as an earlier record (a node's v is usually its producer's vᵀJ), unchanged
@@ -83,21 +93,22 @@ class TensorTable:
                 if (
                     ref is not None
                     and ref() is tensor
-                    and self._versions[handle] == tensor._version
+                    and self._versions[handle] == _version(tensor) >= 0
                     and not (exact and self._kind[handle] == _SAMPLE)
                 ):
                     if exact_norm:
                         self._want_norm[handle] = tensor
                     return handle
-        original = tensor
-        if tensor.requires_grad:  # create_graph=True passes: summarise values, not the graph
-            tensor = tensor.detach()
+        return self._new(tensor, exact, copy, exact_norm)
+
+    def _new(self, original: torch.Tensor, exact: bool, copy: bool, exact_norm: bool) -> int:
+        tensor = original.detach() if original.requires_grad else original  # create_graph: values, not the graph
         numel = tensor.numel()
         handle = len(self._kind)
         self._meta.append(
             (tuple(tensor.shape), dtype_name(tensor.dtype), "cpu" if tensor.is_cpu else str(tensor.device), numel)
         )
-        self._versions.append(original._version)
+        self._versions.append(_version(original))
         if numel == 0:
             kind, payload = _EMPTY, None
         elif tensor.is_complex():
@@ -118,7 +129,7 @@ class TensorTable:
             self._refs.append(None)
         else:
             self._refs.append(weakref.ref(original))
-            self._seen[key] = handle
+            self._seen[id(original)] = handle
         if exact_norm and kind == _SAMPLE:
             self._want_norm[handle] = tensor
         return handle
@@ -138,18 +149,21 @@ class TensorTable:
             else:
                 rows = torch.stack([self._exact_row(h) for h in handles]).tolist()
                 stats = [_stats_from_row(row, self._meta[h][3]) for h, row in zip(handles, rows, strict=True)]
-            for handle, st in zip(handles, stats, strict=True):
-                shape, dtype, device, _ = self._meta[handle]
-                payload = self._payload[handle]
-                values = None
-                array = None
-                if kind == _VALUES and payload is not None:
-                    values = tuple(payload.reshape(-1).tolist())
-                elif kind == _EMPTY:
-                    values = ()
-                elif kind == _FULL and payload is not None:
-                    array = _as_array(payload)
-                infos[handle] = TensorInfo(shape, dtype, device, st, values, array)
+            meta, payloads = self._meta, self._payload
+            if kind == _VALUES:
+                for handle, st in zip(handles, stats, strict=True):
+                    shape, dtype, device, _ = meta[handle]
+                    values = tuple(payloads[handle].reshape(-1).tolist())  # type: ignore[union-attr]
+                    infos[handle] = TensorInfo(shape, dtype, device, st, values)
+            elif kind == _FULL:
+                for handle, st in zip(handles, stats, strict=True):
+                    shape, dtype, device, _ = meta[handle]
+                    infos[handle] = TensorInfo(shape, dtype, device, st, None, _as_array(payloads[handle]))  # type: ignore[arg-type]
+            else:
+                empty = () if kind == _EMPTY else None
+                for handle, st in zip(handles, stats, strict=True):
+                    shape, dtype, device, _ = meta[handle]
+                    infos[handle] = TensorInfo(shape, dtype, device, st, empty)
         self.__init__(self.capture, self.max_values)  # type: ignore[misc]  # release every tensor
         return infos  # type: ignore[return-value]
 
@@ -165,7 +179,9 @@ class TensorTable:
         handles = list(self._want_norm)
         tensors = [self._want_norm[h] for h in handles]
         try:
-            values = torch.stack([n.double() for n in torch._foreach_norm(tensors)]).tolist()
+            norms = torch._foreach_norm(tensors)
+            # one stack per dtype (they rarely mix), so one conversion to Python floats
+            values = torch.stack(norms).tolist() if len({n.dtype for n in norms}) == 1 else [float(n) for n in norms]
         except (RuntimeError, AttributeError):  # pragma: no cover - mixed devices or an older torch
             values = [float(torch.linalg.vector_norm(t.double())) for t in tensors]
         out = {}
@@ -179,58 +195,62 @@ class TensorTable:
     def _sampled_stats(
         self, handles: list[int], *, exact: bool, norms: dict[int, tuple[float, int, int]]
     ) -> list[Stats]:
-        """Statistics of many small tensors or samples at once: one padded float64 matrix, row reductions."""
+        """Statistics of many small tensors or samples at once, as segments of one array.
+
+        numpy, not torch: these reductions are small, and torch would spread them over its threads, which
+        stall on a busy machine waiting for each other; numpy's run in this thread.
+        """
         flat = [p.reshape(-1) for p in (self._payload[h] for h in handles) if p is not None]
         lengths = [int(f.numel()) for f in flat]
-        if exact:  # small tensors of different lengths: pad; padding zeros are excluded below
-            matrix = torch.nn.utils.rnn.pad_sequence([f.to("cpu", torch.float64) for f in flat], batch_first=True)
-            padding = torch.tensor([matrix.shape[1] - n for n in lengths], dtype=torch.float64)
-        else:  # every sample has SAMPLE_SIZE elements: one stack, one conversion, no padding
-            matrix = torch.stack(flat).to("cpu", torch.float64)
-            padding = None
-        sumsq = torch.einsum("ij,ij->i", matrix, matrix)
-        total = matrix.sum(1)
-        nonzero = torch.count_nonzero(matrix, dim=1).double()
-        if padding is None:
-            mn, mx = torch.aminmax(matrix, dim=1)
+        joined = torch.cat(flat) if len({f.dtype for f in flat}) == 1 else torch.cat([f.double() for f in flat])
+        if joined.dtype not in (torch.float32, torch.float64):
+            joined = joined.double()  # float16/bfloat16 have no numpy twin; integers count exactly as float64
+        values = joined.cpu().numpy()
+        starts = np.cumsum([0, *lengths[:-1]])
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow to Inf is a finding, not an error
+            sumsq = np.add.reduceat(np.square(values, dtype=np.float64), starts)
+            total = np.add.reduceat(values, starts, dtype=np.float64)
+        nonzero = np.add.reduceat(values != 0, starts)
+        low = np.minimum.reduceat(values, starts)
+        high = np.maximum.reduceat(values, starts)
+        if np.isfinite(sumsq).all():  # a finite sum of squares rules out NaN and Inf in its segment
+            nans = infs = np.zeros(len(lengths), dtype=np.int64)
         else:
-            mask = torch.arange(matrix.shape[1]).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
-            mn = matrix.masked_fill(~mask, math.inf).amin(1)
-            mx = matrix.masked_fill(~mask, -math.inf).amax(1)
-        nan = torch.zeros_like(total)
-        inf = torch.zeros_like(total)
-        bad = ~torch.isfinite(sumsq)
-        if bool(bad.any()):  # NaN/Inf counts only for the rows that have any (a finite sum of squares has none)
-            rows = matrix[bad]
-            nan[bad] = torch.isnan(rows).sum(1).double()
-            inf[bad] = torch.isinf(rows).sum(1).double()
-        table = torch.stack([sumsq, mn, mx, total, nonzero, nan, inf], 1).tolist()
+            nans, infs = np.add.reduceat(np.isnan(values), starts), np.add.reduceat(np.isinf(values), starts)
+        table = zip(
+            handles,
+            sumsq.tolist(),
+            low.tolist(),
+            high.tolist(),
+            total.tolist(),
+            nonzero.tolist(),
+            nans.tolist(),
+            infs.tolist(),
+            lengths,
+            strict=True,
+        )
         out = []
-        for h, (sq, lo, hi, tot, nz, nn, ni), n in zip(handles, table, lengths, strict=True):
+        for h, sq, lo, hi, tot, nz, nn, ni, n in table:
             if exact:
                 norm = math.sqrt(sq) if sq == sq else math.nan
-                out.append(Stats(norm, lo, hi, tot / n, (n - nz) / n, int(nn), int(ni)))
+                out.append(Stats(norm, lo, hi, tot / n, (n - nz) / n, nn, ni))
                 continue
             exact_norm = norms.get(h)
             if exact_norm is not None:
                 norm, nan_count, inf_count = exact_norm
             else:
                 norm = math.sqrt(sq * self._meta[h][3] / n) if sq == sq else math.nan
-                nan_count, inf_count = int(nn), int(ni)
-            out.append(
-                Stats(
-                    norm,
-                    lo,
-                    hi,
-                    tot / n,
-                    (n - nz) / n,
-                    nan_count,
-                    inf_count,
-                    sampled=n,
-                    norm_exact=exact_norm is not None,
-                )
-            )
+                nan_count, inf_count = nn, ni
+            out.append(Stats(norm, lo, hi, tot / n, (n - nz) / n, nan_count, inf_count, n, exact_norm is not None))
         return out
+
+
+def _version(t: torch.Tensor) -> int:
+    """The in-place version counter; -1 for a tensor that has none (made under inference_mode): never reused."""
+    try:
+        return int(t._version)
+    except RuntimeError:
+        return -1
 
 
 def summarise(tensor: torch.Tensor | None, *, max_values: int = 64) -> TensorInfo | None:
