@@ -416,6 +416,9 @@ def test_compact_detail_for_large_graphs() -> None:
     assert "J  →" in full and re.search(r"^\s+n\d+ -> n\d+ .*label=", full, re.M)
     small, _, _ = case_trace("square")
     assert small.to_dot() == small.to_dot(detail="full")
+    tips = t.to_dot()
+    assert "values [" not in tips and "‖·‖" in tips  # compact tooltips: every statistic, one line per tensor
+    assert "values [" in t.to_dot(detail="full")
     leaf_line = next(ln for ln in auto.splitlines() if "gt-leaf" in ln)
     assert "x [8&#93; · ‖grad‖ " in leaf_line
     with pytest.raises(ValueError, match=r"unknown detail: 'some' \(must be one of \['auto', 'full', 'compact'\]\)"):

@@ -134,6 +134,18 @@ def inline(info: TensorInfo | None, precision: int, max_elements: int) -> str:
     return text
 
 
+def brief(info: TensorInfo | None, precision: int) -> str:
+    """All statistics on one line (tooltips of large graphs, which must stay small)."""
+    if info is None:
+        return "None (no gradient)"
+    head = f"{shape_text(info.shape)} {info.dtype}"
+    if info.stats is None:
+        return head
+    s = info.stats
+    how = "" if s.exact else f" (≈ from {s.sampled} elements)"
+    return f"{head} · {stats_text(s, precision)}{how}"
+
+
 TOOLTIP_VALUES = 16  # values listed in a tooltip; the rest are in the trace's JSON
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .escape import basename_source, label_text
-from .format import has_values, number, shape_text
+from .format import has_values, inline, number, shape_text
 from .html_label import Ink, cell, font, row, table, tensor, text
 from .model import Jacobian, Leaf, Seed, Step, TensorInfo
 from .scene import Scene, State, total_norm
@@ -14,9 +14,13 @@ from .style import Theme
 SIZE = 10.0  # point size of values
 NOTE_CHARS = 72  # longer notes are cut in the label (the tooltip has them in full)
 MAX_PARTS = 6  # accumulation parts listed before '… n more'
+# The ring of inactive nodes in step frames. Not the page colour: a painted ring can cover the node's own
+# border where browsers round positions differently.
+RING_OFF = "transparent"
 
 
 def ink(theme: Theme, state: State, border: str) -> Ink:
+    """Colours of a node in its state: pending is pale all over, not-run grey, active in the highlight."""
     if state == "pending":
         f = theme.faint
         return Ink(f, f, f, f, theme.panel, theme.panel, f, theme.panel, f, f)
@@ -52,11 +56,6 @@ def _frame(rows: list[str], ink: Ink, *, state: State, dashed: bool = False, rin
     return f"{ring_table}<TR><TD>{body}</TD></TR></TABLE>"
 
 
-def _invisible(theme: Theme) -> str:
-    # Not the page colour: a painted ring can cover the node's own border where browsers round differently.
-    return "transparent"
-
-
 def _header(badge: str, title: str, ink: Ink) -> str:
     return row(
         cell(text(badge, ink.badge_text, bold=True), align="CENTER", bgcolor=ink.badge),
@@ -83,8 +82,8 @@ class Labels:
         self.scene = scene
         self.opts = scene.opts
         self.theme = scene.theme
-        # In step frames, an invisible ring (the page colour) that turns into the highlight on the active node.
-        self.ring = None if scene.opts.step is None else _invisible(scene.theme)
+        # In step frames, a transparent ring around every node that turns into the highlight on the active one.
+        self.ring = None if scene.opts.step is None else RING_OFF
 
     def value(self, info: TensorInfo | None, ink: Ink) -> str:
         o = self.opts
@@ -390,8 +389,7 @@ EDGE_VALUES = 6  # an edge label prints the values of gradients up to this many 
 
 
 def _edge_text(info: TensorInfo | None, precision: int, max_elements: int) -> str:
-    from .format import inline
-
+    """Values when they fit on a short line, else shape and norm."""
     if info is not None and has_values(info, min(max_elements, EDGE_VALUES)):
         return inline(info, precision, max_elements)
     return inline(info, precision, 0)

@@ -4,7 +4,7 @@ of text: they become SVG <title> tooltips."""
 from __future__ import annotations
 
 from .escape import basename_source
-from .format import details, number, shape_text
+from .format import brief, details, number, shape_text
 from .model import Leaf, Seed, Step, TensorInfo
 from .scene import Scene
 
@@ -16,7 +16,11 @@ def _indented(scene: Scene, info: TensorInfo | None) -> list[str]:
     (the sender's vᵀJ, the edge, the receiver's v)."""
     cached = scene.details.get(info)
     if cached is None:
-        cached = scene.details[info] = ["  " + line for line in details(info, DETAIL_PRECISION)]
+        if scene.compact:  # large graphs: one line per tensor keeps the SVG small
+            cached = ["  " + brief(info, DETAIL_PRECISION)]
+        else:
+            cached = ["  " + line for line in details(info, DETAIL_PRECISION)]
+        scene.details[info] = cached
     return cached
 
 
