@@ -381,7 +381,7 @@ def test_a_known_torch_error_carries_the_explanation(tmp_path: Path) -> None:
     result = invoke("run", "-f", "json", "-o", tmp_path / "out", script)
     assert result.exit_code == 1
     assert "RuntimeError: grad can be implicitly created only for scalar outputs" in result.stderr
-    assert "gradtrace: The output is not a scalar, so backward needs a seed v" in result.stderr
+    assert "gradtrace: The output has shape [3], so backward needs a seed v of that same shape" in result.stderr
     assert "y.backward(gradient=torch.ones_like(y))" in result.stderr
     assert "ran without a backward pass before it stopped" in result.stderr
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracer.escape import basename_source, dot_string, label_text, page_text, visible
+from tracer.escape import basename_source, dot_string, label_text, page_text, plain_label, visible
 from tracer.format import grid, inline, nested, number, percent, shape_text, stats_text
 from tracer.model import Stats, TensorInfo
 from tracer.style import THEMES, ColourScale
@@ -75,6 +75,7 @@ def test_escaping() -> None:
     assert visible(nasty) == "<b>&\"x'\\n\\N ]"
     assert label_text(nasty) == "&lt;b&gt;&amp;&quot;x&#39;\\\\n\\\\N &#93;"
     assert dot_string(nasty) == '"<b>&\\"x\'\\\\\\\\n\\\\\\\\N ]"'
+    assert plain_label([nasty, "two"]) == '"<b>&\\"x\'\\\\n\\\\N ]\\ntwo"'
     assert page_text(nasty) == "&lt;b&gt;&amp;&quot;x&#x27;\\n\\N ]"
     assert basename_source("/home/me/project/train.py:12") == "train.py:12"
     assert basename_source("C:\\work\\nb.py:3") == "nb.py:3" and basename_source("<stdin>") == "<stdin>"

@@ -107,3 +107,13 @@ def test_no_steps_shows_the_picture() -> None:
     check_html(html)
     assert "ran no step" in html and not FRAME.search(html)
     assert len(SVG_BLOCK.findall(html)) == 1
+
+
+def test_the_page_does_not_depend_on_the_folder_the_script_ran_in() -> None:
+    import dataclasses
+
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    trace = tracer.trace((x * x).sum())
+    here = dataclasses.replace(trace, source="/tmp/ra/s.py:3")
+    there = dataclasses.replace(trace, source="/home/someone/rb/s.py:3")
+    assert page(here) == page(there)

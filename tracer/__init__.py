@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .accumulation import AccumulationPoint, accumulation_points
 from .diff import GraphMismatch, TraceDiff, diff
 from .errors import DrawingTooLargeError, GradtraceError, GraphvizMissingError, TraceFormatError
@@ -60,3 +62,10 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext tracer` in IPython/Jupyter: adds the %%gradtrace cell magic (IPython is imported only here)."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)

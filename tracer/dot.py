@@ -112,7 +112,7 @@ class _Builder:
                 [
                     ("id", f'"{node_key(n.id)}"'),
                     ("class", f'"gt-node {kind} gt-{state}"'),
-                    ("label", self.labels.step(n)),
+                    *self.labels.node_attrs(n),
                     ("tooltip", dot_multiline(tooltips.step(self.scene, n))),
                 ]
             )

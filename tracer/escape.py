@@ -39,6 +39,14 @@ def dot_multiline(lines: list[str]) -> str:
     return f'"{text}"'
 
 
+def plain_label(lines: list[str]) -> str:
+    """A quoted plain-text DOT label of several lines. Graphviz reads labels once less than tooltips (no
+    second pass over `\\\\`), so here two backslashes show as one, and `\\N` after them stays literal."""
+    text = "\n".join(visible(line) for line in lines)
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
 def label_text(text: str) -> str:
     """Text inside a Graphviz HTML-like label: XML entities, and `\\\\` so that `\\N` and friends stay literal."""
     text = visible(text)

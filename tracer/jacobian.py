@@ -97,16 +97,22 @@ class JacobianResult:
             text += f", {agree} the vmapped rows (max difference {num(self.replay_max_error)})"
         return text
 
+    def _method_text(self) -> str:
+        how = "vmap (is_grads_batched=True, one batched pass)" if self.method == "vmap" else "loop (one pass per row)"
+        return how + (f"; not vmap: {self.fallback}" if self.fallback else "")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .notebook import mimebundle
+
+        return mimebundle(self, include=include, exclude=exclude)
+
     def __repr__(self) -> str:
         rows, cols = self.shape
         outs = ", ".join(f"{n}{shape(s)}" for n, s in zip(self.output_names, self.output_shapes, strict=True))
         ins = ", ".join(f"{n}{shape(s)}" for n, s in zip(self.input_names, self.input_shapes, strict=True))
-        how = "vmap (is_grads_batched=True, one batched pass)" if self.method == "vmap" else "loop (one pass per row)"
-        if self.fallback:
-            how += f"; not vmap: {self.fallback}"
         lines = [
             f"<tracer.jacobian of {outs} w.r.t. {ins}: {rows} × {cols} {str(self.matrix.dtype).removeprefix('torch.')}",
-            f" method: {how}",
+            f" method: {self._method_text()}",
             f" recorded: {self._recorded_text()}",
         ]
         if self.check is not None:

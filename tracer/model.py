@@ -13,6 +13,8 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover - typing only; importing the model must stay cheap
     import networkx
 
+    from .notebook import TraceView
+
 Shape = tuple[int, ...]
 NDArray = np.ndarray  # every value of a large tensor, kept with capture="full"
 Scalar = float | int | bool
@@ -285,6 +287,16 @@ class Trace:
         return (
             f"<Trace #{self.index} {self.kind} of {seeds}: {len(self.steps)} steps, {len(self.leaves)} leaves{state}>"
         )
+
+    def show(self, *, steps: bool = False, scale: float | None = None, **options: Any) -> TraceView:
+        """For notebooks: the annotated picture, or with steps=True the stepper through every step (HTML).
+
+        Takes the drawing options of svg() (direction, theme, detail, jacobian, ...) and `scale` (1 is
+        Graphviz's natural size); they are checked now, the drawing happens when the notebook displays it.
+        """
+        from .notebook import TraceView
+
+        return TraceView(self, steps=steps, scale=scale, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         from .notebook import mimebundle

@@ -16,7 +16,7 @@ import inspect
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -191,7 +191,10 @@ class _RecordingEngine:
         return _run_recorded(self._engine, args, kwargs)
 
 
-_ORIGINAL_ENTRY_POINTS = {"backward": torch.autograd.backward, "grad": torch.autograd.grad}
+_ORIGINAL_ENTRY_POINTS: dict[str, Callable[..., Any]] = {
+    "backward": torch.autograd.backward,
+    "grad": torch.autograd.grad,
+}
 _ARGUMENTS = {"backward": ("tensors", "grad_tensors"), "grad": ("outputs", "grad_outputs")}
 
 
