@@ -44,8 +44,7 @@ def find_gallery(folder: str | os.PathLike[str] | None = None) -> Path:
     else ./gallery; GalleryError when there is none."""
     if folder is not None:
         path = Path(folder)
-        discover_check = path / "cases"
-        if not discover_check.is_dir():
+        if not (path / "cases").is_dir():
             raise GalleryError(
                 f"{str(path)!r} is not a gallery folder: it has no cases/ folder with the example scripts "
                 "(cases/TOPIC/ENTRY.py); pass the repository's gallery/ folder"
@@ -236,12 +235,20 @@ def build(
     return work.result
 
 
-def stale(source: str | os.PathLike[str] | None = None, outdir: str | os.PathLike[str] | None = None) -> list[str]:
+def stale(
+    source: str | os.PathLike[str] | None = None,
+    outdir: str | os.PathLike[str] | None = None,
+    *,
+    entries: list[Entry] | None = None,
+) -> list[str]:
     """What in the written gallery does not match its scripts: every DOT, index.html and README.md is regenerated
-    (no Graphviz needed) and compared byte for byte; missing and left-over files count too. [] when current."""
+    (no Graphviz needed) and compared byte for byte; missing and left-over files count too. [] when current.
+    `entries`: the scripts already run (default: run them now)."""
     folder = find_gallery(source)
     target = Path(outdir) if outdir is not None else folder
-    planned = _plan([run(script) for script in discover(folder)])
+    if entries is None:
+        entries = [run(script) for script in discover(folder)]
+    planned = _plan(entries)
     expected = _text_files(planned, target, folder)
     problems = []
     for name, text in sorted(expected.items()):
