@@ -29,14 +29,15 @@ def readme(pages: Sequence[EntryPage], *, index: str = "index.html", notebook: s
         "tutorial's closed form and against torch's own gradients.",
         "",
         f"Open [{index}]({_link(index)}) in a browser (it works from the file system) for the whole gallery with "
-        "the scripts beside the pictures and step-by-step pages of every pass. Here each picture links to its "
+        "the scripts beside the pictures and step-by-step pages of the passes. Here each picture links to its "
         "full-size SVG: hover its nodes for every recorded detail.",
     ]
     if notebook:
         out += ["", f"The same cases as a notebook: [{notebook}]({_link(notebook)})."]
     out += ["", "## Contents", ""]
     for topic, entries in topics:
-        out.append(f"- {topic.title}: " + ", ".join(p.entry.script.title for p in entries))
+        out.append(f"- {topic.title}")
+        out += [f"  - {p.entry.script.title}" for p in entries]
     for topic, entries in topics:
         out += ["", f"## {topic.title}", "", topic.intro]
         for p in entries:
