@@ -81,7 +81,7 @@ figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 
 figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; background: #ffffff;
              border-radius: 3px; }
 figcaption { font-size: .88rem; margin-top: .45rem; overflow-wrap: anywhere; }
-figcaption .links a { margin-right: .7rem; }
+figcaption .links > * { margin-right: .7rem; }
 .error { border: 1px solid var(--bad); background: var(--bad-bg); border-radius: 6px; padding: .6rem .8rem; }
 .error h4 { margin: 0 0 .3rem; font-size: .95rem; color: var(--bad); }
 .error pre { white-space: pre-wrap; margin: .2rem 0 .5rem; }
