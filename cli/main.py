@@ -15,7 +15,7 @@ import click
 from .common import check_drawing, clear_errors, no_pass, record, selected
 from .options import drawing_from, drawing_options, format_option, pass_option, recorder_options, report_options
 from .passes import PassRange
-from .report import Reporter
+from .report import Reporter, plural, table
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 # `gradtrace run SCRIPT [ARGS]... -o OUTDIR`: gradtrace's options may stand before or after SCRIPT; anything else,
@@ -242,6 +242,85 @@ def analyze(
         }
     )
     ctx.exit(code)
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--outdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder to write the gallery into. [default: the gallery folder itself]",
+)
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The gallery folder, holding cases/TOPIC/ENTRY.py. [default: gallery/ of the repository gradtrace is "
+    "installed from, else ./gallery]",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing: exit with 1 when the written DOT files or pages no longer match the scripts.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace files in the output folder that the gallery builder did not write."
+)
+@report_options
+def gallery(outdir: Path | None, source: Path | None, check: bool, force: bool, quiet: bool, as_json: bool) -> None:
+    """Run every example script of the gallery inside tracer.record() and draw it.
+
+    Writes one SVG, DOT file and step-by-step page per backward pass, an index.html showing every entry (title,
+    explanation, script, pictures) that works offline, and a README.md for repository browsers. A script whose
+    checks fail stops the build before anything is written.
+    """
+    import time
+
+    import tracer.gallery as builder
+
+    reporter = Reporter(quiet=quiet, as_json=as_json)
+    started = time.perf_counter()
+    with clear_errors(reporter):
+        folder = builder.find_gallery(source)
+        target = outdir or folder
+        if check:
+            problems = builder.stale(folder, target)
+            if problems:
+                raise click.ClickException(
+                    f"the gallery in {str(target)!r} is stale: "
+                    + "; ".join(problems[:5])
+                    + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+                    + ". Run `./dev gallery` (or `gradtrace gallery`) to rebuild it."
+                )
+            reporter.line(f"the gallery in {target} matches its scripts")
+            reporter.emit({"command": "gallery", "check": True, "folder": str(target), "stale": []})
+            return
+        work = builder.Build(folder, target, force=force)
+        for _ in reporter.progress(work.steps(), "building the gallery", work.total):
+            pass
+    result = work.result
+    assert result is not None
+    seconds = time.perf_counter() - started
+    topics: dict[str, list[Any]] = {}
+    for entry in result.entries:
+        topics.setdefault(entry.script.topic.title, []).append(entry)
+    rows = [(title, str(len(es)), str(sum(len(e.passes) for e in es))) for title, es in topics.items()]
+    reporter.line(table(rows, ["topic", "entries", "passes"]))
+    reporter.line(
+        f"wrote {target / 'index.html'}: {plural(len(result.entries), 'entry', 'entries')}, "
+        f"{plural(result.passes, 'pass', 'passes')}, {len(result.files)} files ({result.size / 1e6:.1f} MB) "
+        f"in {seconds:.1f} s"
+    )
+    reporter.emit(
+        {
+            "command": "gallery",
+            "folder": str(target),
+            "entries": [{"id": e.id, "title": e.script.title, "passes": len(e.passes)} for e in result.entries],
+            "files": list(result.files),
+            "removed": list(result.removed),
+            "bytes": result.size,
+            "seconds": round(seconds, 2),
+        }
+    )
 
 
 def main() -> None:

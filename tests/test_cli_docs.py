@@ -28,7 +28,7 @@ def command_section(name: str) -> str:
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["analyze", "render", "run"]
+    assert COMMANDS == ["analyze", "gallery", "render", "run"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -12,7 +12,7 @@ from .jacobian import JacobianResult, jacobian
 from .model import Check, Edge, Jacobian, Leaf, Options, Seed, Stats, Step, TensorInfo, Trace
 from .paths import Decomposition, DecompositionUnavailable, TooManyPaths, count_paths, decompose, paths
 from .profile_chart import norm_profile_svg
-from .recorder import GradtraceWarning, Recorder, record, trace
+from .recorder import GradtraceWarning, Recorder, paused, record, trace
 from .serial import load
 from .structure import Structure, structure
 from .summary import summary, summary_data
@@ -53,6 +53,7 @@ __all__ = [
     "load",
     "norm_profile_svg",
     "paths",
+    "paused",
     "record",
     "structure",
     "summary",

@@ -1,0 +1,25 @@
+"""Weighted squares: `3x₁² + 5x₂²`
+
+`y = (x * x * w).sum()` with constant weights w = (3, 5) is the scalar 3x₁² + 5x₂², whose gradient is
+(6x₁, 10x₂) = (-6, 20) at (-1, 2). x is used twice in `x * x`, so the multiplication sends x two gradients, one
+per factor (each w·x), and they add up to 2wx. The weights need no gradient: their edge is drawn dashed.
+"""
+
+import torch
+from torch.autograd.functional import vjp
+
+import tracer
+
+x = torch.tensor([-1.0, 2.0], requires_grad=True)
+w = torch.tensor([3.0, 5.0])
+y = (x * x * w).sum()
+
+t = tracer.trace(y)
+
+torch.testing.assert_close(x.grad, 2 * w * x.detach())  # the closed form (6x₁, 10x₂)
+assert x.grad.tolist() == [-6.0, 20.0]  # the tutorial's numbers
+
+with tracer.paused():  # torch's own vᵀJ (a check, not recorded)
+    _, reference = vjp(lambda x: (x * x * w).sum(), x.detach(), torch.tensor(1.0))
+torch.testing.assert_close(x.grad, reference)
+assert t.leaves["x"].grad.values == (-6.0, 20.0)
