@@ -110,3 +110,16 @@ def test_default_capture_stays_small_on_a_ten_million_element_gradient() -> None
     assert mul.vjp[0] is not None and mul.vjp[0].values is None and mul.vjp[0].array is None
     assert trace.leaves["x"].grad_total.stats.norm == pytest.approx(2 * math.sqrt(10_000_000))
     assert json.loads(text)["trace"]["leaves"]["x"]["grad_total"]["values"] is None
+
+
+def test_a_sum_that_cancels_is_recorded_as_exactly_zero() -> None:
+    """Rounding noise of a cancelling sum depends on the order of additions: it is recorded as 0, not 1e-17."""
+    values = torch.tensor([0.1, 0.2, -0.3], dtype=torch.float64)
+    assert float(values.sum()) != 0.0  # float64 leaves noise here
+    table = TensorTable("auto", 64)
+    handle = table.add(values)
+    info = table.finish()[handle]
+    assert info.stats is not None and info.stats.mean == 0.0
+    table = TensorTable("auto", 64)
+    handle = table.add(torch.tensor([1.0, 2.0, -3.0, 1e-3], dtype=torch.float64))
+    assert table.finish()[handle].stats.mean == pytest.approx(2.5e-4)  # a real mean is kept

@@ -231,6 +231,7 @@ class TensorTable:
         )
         out = []
         for h, sq, lo, hi, tot, nz, nn, ni, n in table:
+            tot = _snap(tot, n, lo, hi)
             if exact:
                 norm = math.sqrt(sq) if sq == sq else math.nan
                 out.append(Stats(norm, lo, hi, tot / n, (n - nz) / n, nn, ni))
@@ -277,8 +278,21 @@ def exact_stats(t: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _snap(total: float, count: int, low: float, high: float) -> float:
+    """A sum within its own rounding error of zero is zero.
+
+    Summing values that cancel leaves rounding noise (1e-17 for float64 values near 1) whose digits depend on
+    the order of additions, which differs between torch, numpy and CPUs; printed as a mean it would make the
+    same trace read differently on another machine. The bound is the float64 error of `count` additions of
+    values no larger than max(|low|, |high|).
+    """
+    bound = count * 2.0**-52 * max(abs(low), abs(high))
+    return 0.0 if abs(total) <= bound else total
+
+
 def _stats_from_row(row: list[float], numel: int) -> Stats:
     norm, mn, mx, total, nonzero, nan, inf = row
+    total = _snap(total, numel, mn, mx)
     return Stats(norm, mn, mx, total / numel, 1.0 - nonzero / numel, int(nan), int(inf))
 
 
