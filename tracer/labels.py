@@ -382,6 +382,8 @@ class Labels:
         if source:
             words += f" · {source}"
         lines = [text(words, t.text, size=SIZE + 1, bold=True)]
+        if self.scene.headline:
+            lines.append(text(self.scene.headline, t.muted, size=SIZE))
         if self.opts.step is not None:
             lines.append(text(f"frame: step {self.opts.step} of {len(tr.steps)}", t.active, size=SIZE))
         if not tr.complete:
