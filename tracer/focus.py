@@ -6,6 +6,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import DrawingOptionError
 from .graph import node_key
 from .model import Trace
 from .module_tree import ModuleTree, natural_key
@@ -33,7 +34,7 @@ def resolve(trace: Trace, name: str, tree: ModuleTree | None = None) -> Focus:
     leaf = trace.leaves.get(name)
     if leaf is not None:
         if leaf.node is None:
-            raise ValueError(
+            raise DrawingOptionError(
                 f"focus={name!r}: that leaf got no gradient in this pass ({leaf.reason or 'not reached'}), so no "
                 "path feeds it; focus on a leaf or module the gradient reached"
             )
@@ -42,13 +43,13 @@ def resolve(trace: Trace, name: str, tree: ModuleTree | None = None) -> Focus:
     elif name in tree:
         targets = frozenset(n.id for n in trace.nodes if n.module is not None and tree.contains(name, n.module))
         if not targets:
-            raise ValueError(
+            raise DrawingOptionError(
                 f"focus={name!r}: that module made no backward node in this pass (its forward did not run, or "
                 "nothing it computed needed a gradient); focus on another module or a leaf"
             )
         kind = "module"
     else:
-        raise ValueError(unknown_message(trace, tree, name))
+        raise DrawingOptionError(unknown_message(trace, tree, name))
     return Focus(name, kind, targets, feeding(trace, targets))
 
 

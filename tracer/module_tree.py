@@ -130,8 +130,8 @@ class ModuleTree:
             todo.extend(self.children.get(p, []))
         return out
 
-    def runs(self, paths: Iterable[str]) -> list[Run]:
-        """Among `paths`, the runs of at least MIN_RUN numbered siblings of one class with consecutive numbers."""
+    def runs(self, paths: Iterable[str], shortest: int = MIN_RUN) -> list[Run]:
+        """Among `paths`, the runs of at least `shortest` numbered siblings of one class with consecutive numbers."""
         numbered: dict[str, list[int]] = {}
         for p in paths:
             parent = self._parent.get(p)
@@ -145,7 +145,7 @@ class ModuleTree:
             for i in range(1, len(numbers) + 1):
                 if i < len(numbers) and numbers[i] == numbers[i - 1] + 1 and self._same_class(parent, numbers, i):
                     continue
-                if i - start >= MIN_RUN:
+                if i - start >= shortest:
                     cls = self.classes[child_path(parent, str(numbers[start]))]
                     out.append(Run(parent, cls, numbers[start], numbers[i - 1]))
                 start = i
@@ -156,12 +156,12 @@ class ModuleTree:
         return a != UNKNOWN_CLASS and a == self.classes[child_path(parent, str(numbers[i]))]
 
     def default_depth(self) -> int:
-        """Where the model's repeated blocks are (a transformer's layers); else the root's children (1)."""
+        """Where the model's repeated blocks are (a transformer's layers, two or more); else the root's children."""
         by_depth: dict[int, list[str]] = {}
         for p, d in self._depth.items():
             by_depth.setdefault(d, []).append(p)
         for d in sorted(by_depth):
-            if self.runs(by_depth[d]):
+            if self.runs(by_depth[d], shortest=2):
                 return d
         return min(1, self.deepest)
 

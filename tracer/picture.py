@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from . import dot, module_dot, module_view
-from .errors import DrawingTooLargeError
+from .errors import DrawingOptionError, DrawingTooLargeError
 from .focus import Focus, resolve
 from .model import Trace
 from .module_tree import ModuleTree
@@ -101,12 +101,12 @@ def plan(trace: Trace, opts: RenderOptions, *, full_only: bool = False) -> Pictu
     if view == "full":
         return Picture(trace, opts, "full", focus, None, tagged, full_count, full_count)
     if full_only:
-        raise ValueError(
+        raise DrawingOptionError(
             "step frames draw the full graph one step at a time; the module view has no steps: pass view='full' "
             "(with focus='NAME' to keep the frames small), or draw the module view as one picture"
         )
     if not tagged:
-        raise ValueError(
+        raise DrawingOptionError(
             "view='modules' needs module tags, and this pass has none: record it with the model, "
             f"`{HOW_TO_TAG}`, so every backward node knows the nn.Module that created it"
         )
