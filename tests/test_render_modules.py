@@ -286,6 +286,15 @@ def test_focus_on_a_module_in_the_module_view_opens_it(enc: Recorded) -> None:
     assert ("model.layers.1", "model.layers") in view.clusters
 
 
+def test_focus_on_a_leaf_in_the_module_view_ends_at_the_leaf(enc: Recorded) -> None:
+    name = "model.layers.1.linear1.weight"
+    view = module_view.build(enc.trace, focus=resolve(enc.trace, name))
+    leaf_node = enc.trace.leaves[name].node
+    assert leaf_node in view.nodes  # the leaf itself is drawn, in its opened module
+    assert view.home[node_key(leaf_node)] == "model.layers.1.linear1"  # type: ignore[arg-type]
+    assert "model.layers.2" in boxes(view) and not any(p.startswith("model.layers.0") for p in boxes(view))
+
+
 def test_unknown_focus_names_the_value_and_close_matches(enc: Recorded) -> None:
     with pytest.raises(DrawingOptionError, match=r"unknown focus: 'model.layer.1' .*close matches: \['model.layers.1'"):
         enc.trace.to_dot(focus="model.layer.1")

@@ -22,6 +22,7 @@ class Focus:
     kind: Literal["leaf", "module"]
     targets: frozenset[int]  # the leaf's node, or every node of the module
     shown: frozenset[int]  # the targets and every node that sends gradient to them, directly or not
+    module: str | None = None  # the module the module view opens: this one, or the one using the leaf
 
     def describe(self, total: int) -> str:
         what = "leaf" if self.kind == "leaf" else "module"
@@ -40,6 +41,7 @@ def resolve(trace: Trace, name: str, tree: ModuleTree | None = None) -> Focus:
             )
         targets = frozenset({leaf.node})
         kind: Literal["leaf", "module"] = "leaf"
+        module = next((n.module for n in trace.nodes if n.id == leaf.node), None)
     elif name in tree:
         targets = frozenset(n.id for n in trace.nodes if n.module is not None and tree.contains(name, n.module))
         if not targets:
@@ -48,9 +50,10 @@ def resolve(trace: Trace, name: str, tree: ModuleTree | None = None) -> Focus:
                 "nothing it computed needed a gradient); focus on another module or a leaf"
             )
         kind = "module"
+        module = name
     else:
         raise DrawingOptionError(unknown_message(trace, tree, name))
-    return Focus(name, kind, targets, feeding(trace, targets))
+    return Focus(name, kind, targets, feeding(trace, targets), module)
 
 
 def feeding(trace: Trace, targets: frozenset[int]) -> frozenset[int]:

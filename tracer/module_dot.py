@@ -81,7 +81,7 @@ class _ModuleBuilder:
         def emit(module: str, depth: int) -> None:
             pad = "  " * (depth + 1)
             focus = self.view.focus
-            opened = focus is not None and focus.kind == "module" and focus.name == module
+            opened = focus is not None and focus.module == module
             out.append(f"{pad}subgraph cluster_{number[module]} {{")
             label = self.labels.cluster(module, self.view.classes.get(module, "?"), opened)
             colour = self.scene.theme.text if opened else self.scene.theme.none

@@ -193,7 +193,8 @@ def build(
     tree = tree if tree is not None else ModuleTree(trace)
     data = _Trace(trace, tree)
     level = tree.default_depth() if depth is None else depth
-    opened = set(tree.chain(focus.name)) if focus is not None and focus.kind == "module" else set()
+    target = focus.module if focus is not None else None  # opened, with every module around it
+    opened = set(tree.chain(target)) if target is not None else set()
     shown = focus.shown if focus is not None else None
 
     collapsed: dict[str, str] = {}
@@ -227,7 +228,7 @@ def build(
     box_of: dict[int, str] = {}
     for path in sorted(groups, key=natural_key):
         ids = groups[path]
-        focused = focus is not None and focus.kind == "module" and focus.name == path
+        focused = path == target
         own = path in containers or focused
         if own and (focused or len(ids) <= OWN_OPS_INLINE):
             ordinary.extend(ids)
@@ -443,7 +444,7 @@ def _clusters(tree: ModuleTree, home: dict[str, str | None], focus: Focus | None
         parent = tree.parent(module)
         if parent is not None:
             entries[parent] += 1
-    keep = {m for m, count in entries.items() if count >= 2 or (focus is not None and focus.name == m)}
+    keep = {m for m, count in entries.items() if count >= 2 or (focus is not None and focus.module == m)}
     out: list[tuple[str, str | None]] = []
     for module in sorted(entries, key=lambda m: (tree.depth(m), natural_key(m))):
         if module in keep:
