@@ -21,10 +21,10 @@ from .escape import page_text
 from .model import Trace
 from .picture import Picture, plan
 from .render_options import RenderOptions
+from .side_by_side import CHART_WIDTH
 from .style import THEMES
 
 MAX_VIEWS = 64  # drawings on one page (the main view and the insides it links to)
-CHART_WIDTH = 640  # pixels: narrow enough to stand beside the graph on a laptop screen
 
 _PROLOGUE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _ID = re.compile(r'\bid="')

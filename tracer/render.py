@@ -60,9 +60,9 @@ def _svg(picture: Picture) -> str:
     if not picture.opts.profile:
         return graph
     from .health import health
-    from .side_by_side import side_by_side
+    from .side_by_side import CHART_WIDTH, side_by_side
 
-    return side_by_side(graph, health(picture.trace).chart())
+    return side_by_side(graph, health(picture.trace).chart(width=CHART_WIDTH))
 
 
 def frames(trace: Trace, fmt: str = "svg", **opts: Any) -> list[bytes]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 GAP = 24  # pixels between the two pictures
+CHART_WIDTH = 640  # pixels of the profile chart beside a graph: narrow enough for both on a laptop screen
 PT = 4 / 3  # CSS pixels per point
 
 _PROLOGUE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
