@@ -189,6 +189,19 @@ def test_a_parameter_without_gradient_is_listed_in_its_box() -> None:
     assert "model.1.spare [2]: no gradient" in rec.trace.to_dot(view="modules", depth=1)
 
 
+def test_a_grad_pass_lists_its_inputs_as_parameters() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Tanh(), torch.nn.Linear(3, 1)).double()
+    x = torch.randn(4, 2, dtype=torch.float64)
+    with tracer.record(model=model) as rec:
+        (gw,) = torch.autograd.grad(model(x).pow(2).sum(), [model[2].weight])
+    box = boxes(module_view.build(rec.traces[0], depth=1))["model.2"]
+    weight = next(p for p in box.params if p.name == "model.2.weight")
+    assert weight.kind == "input" and close(weight.norm, float(gw.norm()))
+    assert close(box.params_norm.norm, float(gw.norm()))  # the bias was not asked for: no gradient
+    assert box.not_run > 0
+
+
 # -- repeated blocks
 
 

@@ -84,7 +84,7 @@ class ModuleLabels:
 
     def _params(self, path: str, params: tuple[ParamGrad, ...], total: FlowNorm) -> list[str]:
         t = self.theme
-        own = [p for p in params if p.kind == "leaf"]
+        own = [p for p in params if p.parameter]
         if not own:
             return []
         head = f"params ({len(own)})" if len(own) > 1 else "param"

@@ -59,7 +59,7 @@ def box(b: Box) -> list[str]:
     lines += _crossings(b.entries)
     lines.append(f"gradient leaving (what it sent to nodes outside it): ‖·‖ {_norm(b.leaving)}")
     lines += _crossings(b.exits) or ["  nothing: no input of this module needs a gradient"]
-    params = [p for p in b.params if p.kind == "leaf"]
+    params = [p for p in b.params if p.parameter]
     if params:
         lines.append(f"parameters ({len(params)}): total ‖grad‖ {_norm(b.params_norm)}")
         lines += _listed(
@@ -69,7 +69,7 @@ def box(b: Box) -> list[str]:
                 for p in params
             ]
         )
-    others = [p for p in b.params if p.kind != "leaf"]
+    others = [p for p in b.params if not p.parameter]
     for p in others:
         norm = number(p.norm, PRECISION) if p.norm is not None else "None"
         lines.append(f"{p.kind} {p.name} {shape_text(p.shape)}: ‖grad‖ {norm}")

@@ -40,13 +40,17 @@ class Crossing:
 
 @dataclass(frozen=True)
 class ParamGrad:
-    """A leaf inside a module: a parameter (kind 'leaf') or a retain_grad()/inputs= tensor."""
+    """A leaf inside a module: a parameter (.grad, or a torch.autograd.grad input) or a retain_grad() tensor."""
 
     name: str
     kind: str
     shape: Shape
     norm: float | None
     reason: str | None = None
+
+    @property
+    def parameter(self) -> bool:
+        return self.kind in ("leaf", "input")
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class RunBox:
 
     @property
     def param_count(self) -> int:
-        return sum(1 for b in self.blocks for p in b.params if p.kind == "leaf")
+        return sum(1 for b in self.blocks for p in b.params if p.parameter)
 
 
 @dataclass(frozen=True)
@@ -317,7 +321,7 @@ def _box(data: _Trace, key: str, path: str, own: bool, shown: list[int]) -> Box:
 
 
 def _params_norm(params: Iterable[ParamGrad]) -> FlowNorm:
-    return combine(FlowNorm(p.norm, 1) for p in params if p.kind == "leaf")
+    return combine(FlowNorm(p.norm, 1) for p in params if p.parameter)
 
 
 def _entering(data: _Trace, inside: set[int]) -> tuple[FlowNorm, tuple[Crossing, ...]]:
