@@ -38,12 +38,11 @@ class ModuleLabels:
             return text(nothing, t.muted, size=SIZE)
         return text(f.text(self.precision), self.colour(f) if f.norm is not None else t.none, size=SIZE, bold=True)
 
-    def _frame(self, rows: list[str], border: str, *, width: int = 1, dashed: bool = False) -> str:
-        t = self.theme
-        style = ' STYLE="dashed"' if dashed else ""
+    def _frame(self, rows: list[str], border: str) -> str:
+        """The box: a table with a 2-point border in the colour of the gradient entering it."""
         return (
-            f'<<TABLE BORDER="{width}" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="{border}" '
-            f'BGCOLOR="{t.panel}"{style}>' + "".join(rows) + "</TABLE>>"
+            f'<<TABLE BORDER="2" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="{border}" '
+            f'BGCOLOR="{self.theme.panel}">' + "".join(rows) + "</TABLE>>"
         )
 
     def _header(self, badge: str, title: str, columns: int) -> str:
@@ -80,7 +79,7 @@ class ModuleLabels:
             hint = "click to open" if linked else f"open: focus='{b.path}'"
             rows.append(self._wide(text(f"⊕ {hint}", t.muted, size=SIZE - 2), 2))
         border = self.colour(b.entering) if b.entering.norm is not None else t.none
-        return self._frame(rows, border, width=2)
+        return self._frame(rows, border)
 
     def _params(self, path: str, params: tuple[ParamGrad, ...], total: FlowNorm) -> list[str]:
         t = self.theme
@@ -145,7 +144,7 @@ class ModuleLabels:
         hint = "click to draw each block" if linked else "draw each block: repeats='expand'"
         rows.append(self._wide(text(f"⊕ {hint}", t.muted, size=SIZE - 2), columns))
         border = self.colour(r.entering) if r.entering.norm is not None else t.none
-        return self._frame(rows, border, width=2)
+        return self._frame(rows, border)
 
     # -- clusters and edges
 
