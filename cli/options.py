@@ -20,6 +20,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 CAPTURES = ("auto", "stats", "full")
 DIRECTIONS = ("TB", "LR")
 THEMES = ("light", "dark", "transparent")
+VIEWS = ("auto", "full", "modules")
+REPEATS = ("compact", "expand")
 DRAWING_OPTIONS = (
     "direction",
     "precision",
@@ -32,6 +34,11 @@ DRAWING_OPTIONS = (
     "theme",
     "max_nodes",
     "max_frames",
+    "view",
+    "depth",
+    "focus",
+    "repeats",
+    "profile",
 )
 RECORDER_OPTIONS = ("capture", "max_values", "jacobian_limit")
 
@@ -121,6 +128,34 @@ def drawing_options(f: F) -> F:
                 type=click.IntRange(min=1),
                 metavar="N",
                 help="Refuse to draw step frames (--steps, .html) for passes of more than N steps.",
+            ),
+            click.option(
+                "--view",
+                type=click.Choice(VIEWS),
+                help="full: every backward node; modules: one box per nn.Module (needs a pass recorded with "
+                "tracer.record(model=model)); auto (default): modules when the graph has more than --max-nodes.",
+            ),
+            click.option(
+                "--depth",
+                type=click.IntRange(min=0),
+                metavar="N",
+                help="Module view: one box per module N levels below the model (0: the whole model). "
+                "[default: the depth of its repeated blocks]",
+            ),
+            click.option(
+                "--focus",
+                metavar="NAME",
+                help="Draw only the paths from the seed to this leaf (x, model.0.weight) or module (model.layers.3).",
+            ),
+            click.option(
+                "--repeats",
+                type=click.Choice(REPEATS),
+                help="Module view: repeated blocks (a transformer's layers) as one box (compact, default) or expand.",
+            ),
+            click.option(
+                "--profile/--no-profile",
+                default=None,
+                help="SVG: put the gradient-norm profile chart beside the graph (the module .html page always has it).",
             ),
         ],
         f,

@@ -10,22 +10,27 @@ from . import tooltips
 from .escape import dot_multiline, dot_string
 from .graph import constant_key, node_key, seed_key
 from .labels import Labels
-from .model import Step, Trace
+from .model import Leaf, Seed, Step, Trace
 from .render_options import RenderOptions
 from .scene import Scene, State
 
 
-def build(trace: Trace, opts: RenderOptions) -> str:
-    """The DOT text of the whole picture (or of one step's frame when `opts.step` is set)."""
-    scene = Scene(trace, opts)
-    return _Builder(scene).build()
+def build(
+    trace: Trace, opts: RenderOptions, *, shown: frozenset[int] | None = None, headline: str | None = None
+) -> str:
+    """The DOT text of the whole picture (or of one step's frame when `opts.step` is set); with `shown`, only
+    those nodes and the edges between them (focus=)."""
+    scene = Scene(trace, opts, shown=shown, headline=headline)
+    return Builder(scene).build()
 
 
-def _attrs(pairs: list[tuple[str, str]]) -> str:
+def attrs(pairs: list[tuple[str, str]]) -> str:
     return "[" + ", ".join(f"{k}={v}" for k, v in pairs) + "]"
 
 
-class _Builder:
+class Builder:
+    """The full picture's DOT; its pieces (header, seeds, nodes, legend) also serve the module view."""
+
     def __init__(self, scene: Scene) -> None:
         self.scene = scene
         self.opts = scene.opts
@@ -33,11 +38,24 @@ class _Builder:
         self.labels = Labels(scene)
 
     def build(self) -> str:
+        out = self.header()
+        for s in self.scene.seeds:
+            out.append(self.seed_line(s))
+        self._nodes(out)
+        for key, leaf in self.scene.unreached:
+            out.append(self.unreached_line(key, leaf))
+        self._edges(out)
+        out += self.legend_lines()
+        out.append("}")
+        return "\n".join(out) + "\n"
+
+    def header(self) -> list[str]:
+        """The opening lines: graph attributes (title, tooltip, layout) and node and edge defaults."""
         t = self.theme
         out = ["digraph gradtrace {"]
         out.append(
             "  graph "
-            + _attrs(
+            + attrs(
                 [
                     ("rankdir", self.opts.direction),
                     ("bgcolor", dot_string(t.background)),
@@ -56,59 +74,55 @@ class _Builder:
         )
         out.append(f'  node [shape=plain, fontname={dot_string(t.font)}, fontsize=10, fontcolor="{t.text}"];')
         out.append(f'  edge [fontname={dot_string(t.font)}, fontsize=9, arrowsize=0.7, color="{t.none}"];')
-        for s in self.scene.trace.seeds:
-            out.append(
-                f"  {seed_key(s.index)} "
-                + _attrs(
-                    [
-                        ("id", f'"{seed_key(s.index)}"'),
-                        ("class", '"gt-seed"'),
-                        ("label", self.labels.seed(s)),
-                        ("tooltip", dot_multiline(tooltips.seed(self.scene, s))),
-                    ]
-                )
-                + ";"
+        return out
+
+    def seed_line(self, s: Seed) -> str:
+        return (
+            f"  {seed_key(s.index)} "
+            + attrs(
+                [
+                    ("id", f'"{seed_key(s.index)}"'),
+                    ("class", '"gt-seed"'),
+                    ("label", self.labels.seed(s)),
+                    ("tooltip", dot_multiline(tooltips.seed(self.scene, s))),
+                ]
             )
-        self._nodes(out)
-        for key, leaf in self.scene.unreached:
-            out.append(
-                f"  {key} "
-                + _attrs(
-                    [
-                        ("id", f'"{key}"'),
-                        ("class", '"gt-leaf gt-unrun"'),
-                        ("label", self.labels.unreached(leaf)),
-                        ("tooltip", dot_multiline(tooltips.unreached(self.scene, leaf))),
-                    ]
-                )
-                + ";"
+            + ";"
+        )
+
+    def unreached_line(self, key: str, leaf: Leaf) -> str:
+        return (
+            f"  {key} "
+            + attrs(
+                [
+                    ("id", f'"{key}"'),
+                    ("class", '"gt-leaf gt-unrun"'),
+                    ("label", self.labels.unreached(leaf)),
+                    ("tooltip", dot_multiline(tooltips.unreached(self.scene, leaf))),
+                ]
             )
-        self._edges(out)
-        if self.opts.legend:
-            out.append(
-                "  legend "
-                + _attrs(
-                    [
-                        ("id", '"legend"'),
-                        ("class", '"gt-legend"'),
-                        ("label", self.labels.legend()),
-                        ("tooltip", '"colour: gradient norm on a log10 scale"'),
-                    ]
-                )
-                + ";"
-            )
-            out.append("  { rank=sink; legend; }")
-        out.append("}")
-        return "\n".join(out) + "\n"
+            + ";"
+        )
+
+    def legend_lines(self, label: str | None = None) -> list[str]:
+        if not self.opts.legend:
+            return []
+        pairs = [
+            ("id", '"legend"'),
+            ("class", '"gt-legend"'),
+            ("label", label or self.labels.legend()),
+            ("tooltip", '"colour: gradient norm on a log10 scale"'),
+        ]
+        return ["  legend " + attrs(pairs) + ";", "  { rank=sink; legend; }"]
 
     # -- nodes
 
-    def _node_line(self, n: Step, indent: str) -> str:
+    def node_line(self, n: Step, indent: str = "  ") -> str:
         state = self.scene.state(n)
         kind = "gt-leaf" if n.leaf is not None else "gt-op"
         return (
             f"{indent}{node_key(n.id)} "
-            + _attrs(
+            + attrs(
                 [
                     ("id", f'"{node_key(n.id)}"'),
                     ("class", f'"gt-node {kind} gt-{state}"'),
@@ -120,9 +134,9 @@ class _Builder:
         )
 
     def _nodes(self, out: list[str]) -> None:
-        nodes = self.scene.trace.nodes
+        nodes = self.scene.nodes
         if not self.opts.clusters or not any(n.module for n in nodes):
-            out.extend(self._node_line(n, "  ") for n in nodes)
+            out.extend(self.node_line(n, "  ") for n in nodes)
             return
         members: dict[str, list[Step]] = {}
         top: list[Step] = []
@@ -147,7 +161,7 @@ class _Builder:
             out.append(f"{pad}subgraph cluster_{number[prefix]} {{")
             out.append(
                 f"{pad}  graph "
-                + _attrs(
+                + attrs(
                     [
                         ("label", self.labels.cluster(prefix)),
                         ("style", '"rounded,dashed"'),
@@ -158,25 +172,25 @@ class _Builder:
                 + ";"
             )
             for n in members.get(prefix, ()):
-                out.append(self._node_line(n, pad + "  "))
+                out.append(self.node_line(n, pad + "  "))
             for child in children.get(prefix, ()):
                 emit(child, depth + 1)
             out.append(f"{pad}}}")
 
-        out.extend(self._node_line(n, "  ") for n in top)
+        out.extend(self.node_line(n, "  ") for n in top)
         for p in children.get(None, ()):
             emit(p, 0)
 
     # -- edges
 
-    def _edge_style(
+    def edge_style(
         self, kind: str, norm: float | None, finite: bool, time: int, target: int | None
     ) -> tuple[list[tuple[str, str]], str, State]:
         """DOT attributes, the label colour and the frame state of an edge computed at step `time`."""
         t = self.theme
         scale = self.scene.scale
         state = self.scene.time_state(time) if kind != "pending" else "unrun"
-        attrs: list[tuple[str, str]] = []
+        style: list[tuple[str, str]] = []
         colour = t.none
         width = 1.0
         if kind == "grad":
@@ -184,9 +198,9 @@ class _Builder:
             if norm and finite and not scale.empty:
                 width = 1.2 + 1.8 * scale.position(norm)
         else:
-            attrs.append(("style", "dashed"))
+            style.append(("style", "dashed"))
         if kind == "cut":
-            attrs.append(("arrowhead", "odot"))
+            style.append(("arrowhead", "odot"))
         frame = self.opts.step
         into_active = frame is not None and target == frame and state == "done"
         if state == "pending":
@@ -194,33 +208,35 @@ class _Builder:
         elif (state == "active" or into_active) and kind != "cut":
             colour, width = t.active, 3.0
             state = "active"
-        attrs += [("color", f'"{colour}"'), ("penwidth", f"{width:.2f}")]
-        return attrs, colour, state
+        style += [("color", f'"{colour}"'), ("penwidth", f"{width:.2f}")]
+        return style, colour, state
 
     def _edges(self, out: list[str]) -> None:
         scene = self.scene
         show = self.opts.edge_labels and not scene.compact  # edge labels double Graphviz's layout work
-        for s in scene.trace.seeds:
+        for s in scene.seeds:
             if s.target is None:
                 continue
             norm = s.v.norm if s.v is not None else None
             finite = s.v is None or s.v.stats is None or s.v.stats.finite
-            attrs, colour, state = self._edge_style("grad" if s.v is not None else "none", norm, finite, 0, s.target)
+            style, colour, state = self.edge_style("grad" if s.v is not None else "none", norm, finite, 0, s.target)
             key = f"e{seed_key(s.index)}"
-            pairs = [("id", f'"{key}"'), ("class", f'"gt-edge gt-{state}"'), *attrs]
+            pairs = [("id", f'"{key}"'), ("class", f'"gt-edge gt-{state}"'), *style]
             if show:
                 pairs.append(("label", self.labels.edge(s.v, colour)))
             pairs.append(("tooltip", dot_multiline(tooltips.seed_edge(scene, s))))
-            out.append(f"  {seed_key(s.index)} -> {node_key(s.target)} " + _attrs(pairs) + ";")
-        for n in scene.trace.nodes:
+            out.append(f"  {seed_key(s.index)} -> {node_key(s.target)} " + attrs(pairs) + ";")
+        for n in scene.nodes:
             for k, e in enumerate(n.edges):
+                if not scene.draws_edge(n, k):
+                    continue
                 g = n.vjp[k] if k < len(n.vjp) else None
                 if e.target is None:
                     kind = "cut"
                     const = constant_key(n.id, k)
                     out.append(
                         f"  {const} "
-                        + _attrs(
+                        + attrs(
                             [
                                 ("id", f'"{const}"'),
                                 ("class", '"gt-const"'),
@@ -236,10 +252,10 @@ class _Builder:
                     kind = "grad" if g is not None else "none"
                 norm = g.norm if g is not None else None
                 finite = g is None or g.stats is None or g.stats.finite
-                attrs, colour, state = self._edge_style(kind, norm, finite, n.id, e.target)
+                style, colour, state = self.edge_style(kind, norm, finite, n.id, e.target)
                 key = f"e{n.id}_{k}"
-                pairs = [("id", f'"{key}"'), ("class", f'"gt-edge gt-{kind} gt-{state}"'), *attrs]
+                pairs = [("id", f'"{key}"'), ("class", f'"gt-edge gt-{kind} gt-{state}"'), *style]
                 if show and kind in ("grad", "none"):
                     pairs.append(("label", self.labels.edge(g, colour)))
                 pairs.append(("tooltip", dot_multiline(tooltips.edge(scene, n, k))))
-                out.append(f"  {node_key(n.id)} -> {scene.edge_target_key(n, k)} " + _attrs(pairs) + ";")
+                out.append(f"  {node_key(n.id)} -> {scene.edge_target_key(n, k)} " + attrs(pairs) + ";")

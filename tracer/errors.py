@@ -24,6 +24,10 @@ class DrawingTooLargeError(GradtraceError, ValueError):
     """A picture with more nodes (or a stepper with more frames) than the limit the caller allowed."""
 
 
+class DrawingOptionError(GradtraceError, ValueError):
+    """A drawing option this trace cannot follow: a focus= it does not have, view='modules' without module tags."""
+
+
 EXPLANATION_MARK = "gradtrace:"  # every note we add starts with this, so it is added once only
 
 _SHAPE_MISMATCH = re.compile(

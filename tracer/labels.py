@@ -334,7 +334,8 @@ class Labels:
 
     # -- legend and title
 
-    def legend(self) -> str:
+    def legend(self, first_keys: list[tuple[str, str]] | None = None) -> str:
+        """The colour scale and what colours and line styles mean; `first_keys` replace the node-reading hints."""
         t = self.theme
         scale = self.scene.scale
         rows = [row(cell(text("gradient size ‖g‖, log scale", t.text, size=SIZE - 1, bold=True), colspan=5))]
@@ -342,14 +343,15 @@ class Labels:
         if ticks:
             rows.append(row(*[cell(" ", bgcolor=scale.colour(x)) for x in ticks]))
             rows.append(row(*[cell(text(number(x, 2), t.muted, size=SIZE - 2), align="CENTER") for x in ticks]))
-        keys = (
-            []
-            if self.scene.compact
-            else [
+        if first_keys is not None:
+            keys = list(first_keys)
+        elif self.scene.compact:
+            keys = []
+        else:
+            keys = [
                 (t.text, "in a node: v (left column) times J gives vᵀJ (bottom row)"),
                 (t.text, "in a leaf: .grad after = .grad before + gradient"),
             ]
-        )
         keys += [
             (t.zero, "grey: exactly zero"),
             (t.none, "dashed grey: None, an input needing no grad, or not run"),
@@ -382,6 +384,8 @@ class Labels:
         if source:
             words += f" · {source}"
         lines = [text(words, t.text, size=SIZE + 1, bold=True)]
+        if self.scene.headline:
+            lines.append(text(self.scene.headline, t.muted, size=SIZE))
         if self.opts.step is not None:
             lines.append(text(f"frame: step {self.opts.step} of {len(tr.steps)}", t.active, size=SIZE))
         if not tr.complete:

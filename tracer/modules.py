@@ -120,8 +120,8 @@ def _tag(output: Any, tag: tuple[str, str], frame: _Frame, parent: _Frame | None
             continue
         seen.add(node)
         jump = frame.shortcuts.get(node)
-        if jump is not None:
-            todo.extend(jump)
+        if jump is not None and node not in jump:  # a child that returned its input (Identity, eval Dropout)
+            todo.extend(jump)  # made nothing: its output node is this call's to tag
             continue
         sequence = node._sequence_nr()
         if frame.start is not None and sequence < frame.start and sequence != _ACCUMULATE_SEQ:

@@ -13,8 +13,8 @@ import graphviz
 from . import dot
 from .errors import DrawingTooLargeError, GradtraceError, GraphvizMissingError
 from .model import Trace
+from .picture import Picture, plan
 from .render_options import RenderOptions, parse_options
-from .scene import Scene
 
 FORMATS: tuple[str, ...] = ("svg", "png", "pdf", "dot", "json", "html")
 LAID_OUT: tuple[str, ...] = ("svg", "png", "pdf")  # the formats that need Graphviz's dot
@@ -39,15 +39,30 @@ def options(trace: Trace, given: dict[str, Any], *, extra: tuple[str, ...] = ())
 
 
 def to_dot(trace: Trace, **opts: Any) -> str:
-    """The annotated graph as DOT text; needs no Graphviz. Same trace and options → byte-identical text."""
-    return dot.build(trace, options(trace, opts))
+    """The annotated graph as DOT text; needs no Graphviz. Same trace and options → byte-identical text.
+
+    The same picture svg() draws (the module view above max_nodes for a pass with module tags), without the
+    size limit."""
+    return plan(trace, options(trace, opts)).dot()
 
 
 def svg(trace: Trace, **opts: Any) -> str:
-    """The annotated graph as SVG text (needs Graphviz's `dot`)."""
+    """The annotated graph as SVG text (needs Graphviz's `dot`); with profile=True the gradient-norm profile
+    chart stands beside it in the same SVG document."""
     checked = options(trace, opts)
-    check_size(trace, checked)
-    return render_dot(dot.build(trace, checked), "svg").decode("utf-8")
+    picture = plan(trace, checked)
+    picture.check_size()
+    return _svg(picture)
+
+
+def _svg(picture: Picture) -> str:
+    graph = render_dot(picture.dot(), "svg").decode("utf-8")
+    if not picture.opts.profile:
+        return graph
+    from .health import health
+    from .side_by_side import CHART_WIDTH, side_by_side
+
+    return side_by_side(graph, health(picture.trace).chart(width=CHART_WIDTH))
 
 
 def frames(trace: Trace, fmt: str = "svg", **opts: Any) -> list[bytes]:
@@ -68,9 +83,11 @@ def _frames(trace: Trace, opts: RenderOptions, fmt: str) -> list[bytes]:
             f"take very long to draw. Draw the whole pass as one picture instead (save it as .svg, without "
             f"steps=True), or raise the limit with max_frames={count}."
         )
+    picture = plan(trace, opts, full_only=True)
     if fmt != "dot":
-        check_size(trace, opts)
-    texts = [dot.build(trace, dataclasses.replace(opts, step=k)) for k in range(1, count + 1)]
+        picture.check_size()
+    shown = picture.focus.shown if picture.focus is not None else None
+    texts = [dot.build(trace, dataclasses.replace(opts, step=k), shown=shown) for k in range(1, count + 1)]
     if fmt == "dot":
         return [t.encode("utf-8") for t in texts]
     # Each frame is its own dot process: run a few at once (the output order stays the step order).
@@ -79,17 +96,11 @@ def _frames(trace: Trace, opts: RenderOptions, fmt: str) -> list[bytes]:
 
 
 def check_size(trace: Trace, opts: RenderOptions) -> None:
-    """Refuse to lay out a graph larger than `max_nodes`, with the ways to a smaller picture."""
-    count = Scene(trace, opts).node_count()
-    if count > opts.max_nodes:
-        raise DrawingTooLargeError(
-            f"this pass has {count} nodes to draw, more than max_nodes={opts.max_nodes}: Graphviz would take very "
-            "long to lay it out. Record fewer nodes (trace a smaller part of the model, or stop the pass early "
-            f"with inputs=...), or raise the limit with max_nodes={count}. DOT and JSON output have no limit."
-        )
+    """Refuse to lay out a picture larger than `max_nodes`, with the ways to a readable one (see picture.py)."""
+    plan(trace, opts).check_size()
 
 
-_TOOLTIP = re.compile(r'<title>[^<]*</title>\n(<g id="a_[^"]*"><a) xlink:title="([^"]*)">')
+_TOOLTIP = re.compile(r'<title>[^<]*</title>\n(<g id="a_[^"]*"><a(?: xlink:href="[^"]*")?) xlink:title="([^"]*)">')
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
 
 
@@ -144,6 +155,14 @@ def save(trace: Trace, path: Any, **opts: Any) -> Path:
         target.write_text(trace.to_json(), encoding="utf-8")
         return target
     if fmt == "html":
+        picture = plan(trace, checked)
+        # The step-by-step page needs a frame per step; a tagged pass with more steps gets the module page.
+        too_many = checked.view == "auto" and picture.tagged and len(trace.steps) > checked.max_frames
+        if picture.view == "modules" or too_many:
+            from .module_page import page as module_page
+
+            target.write_text(module_page(trace, checked), encoding="utf-8")
+            return target
         from .stepper import page
 
         target.write_text(page(trace, **opts), encoding="utf-8")
@@ -154,10 +173,14 @@ def save(trace: Trace, path: Any, **opts: Any) -> Path:
         for p, d in zip(paths, data, strict=True):
             p.write_bytes(d)
         return paths[0]
-    text = dot.build(trace, checked)
+    picture = plan(trace, checked)
+    text = picture.dot()
     if fmt == "dot":
         target.write_text(text, encoding="utf-8")
         return target
-    check_size(trace, checked)
+    picture.check_size()
+    if fmt == "svg":
+        target.write_text(_svg(picture), encoding="utf-8")
+        return target
     target.write_bytes(render_dot(text, fmt))
     return target

@@ -9,6 +9,8 @@ from typing import Any
 DIRECTIONS = ("TB", "LR")
 THEME_NAMES = ("light", "dark", "transparent")
 DETAILS = ("auto", "full", "compact")
+VIEWS = ("auto", "full", "modules")
+REPEATS = ("compact", "expand")
 COMPACT_ABOVE = 300  # detail='auto' draws graphs with more nodes than this compactly
 
 
@@ -29,6 +31,11 @@ class RenderOptions:
     step: int | None = None  # draw the frame of this step: it active, earlier ones done, later ones pending
     max_nodes: int = 2000  # refuse to lay out larger graphs (Graphviz would take minutes)
     max_frames: int = 200  # refuse to draw a step-by-step page / frames for more steps than this
+    view: str = "auto"  # 'full' every node, 'modules' one box per nn.Module, 'auto': modules above max_nodes
+    depth: int | None = None  # module view: collapse below this depth (0: the whole model); None: its repeated blocks
+    focus: str | None = None  # draw only the paths from the seed to this leaf or module
+    repeats: str = "compact"  # module view: repeated blocks (a transformer's layers) as one box, or 'expand'
+    profile: bool = False  # SVG: the gradient-norm profile chart beside the graph (HTML pages always have it)
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RenderOptions))
@@ -45,11 +52,20 @@ def parse_options(options: dict[str, Any], *, extra: tuple[str, ...] = ()) -> Re
     _check_choice("direction", opts.direction, DIRECTIONS)
     _check_choice("theme", opts.theme, THEME_NAMES)
     _check_choice("detail", opts.detail, DETAILS)
+    _check_choice("view", opts.view, VIEWS)
+    _check_choice("repeats", opts.repeats, REPEATS)
     _check_int("precision", opts.precision, 1, 17)
     _check_int("max_elements", opts.max_elements, 0, None)
     _check_int("max_nodes", opts.max_nodes, 1, None)
     _check_int("max_frames", opts.max_frames, 1, None)
-    for name in ("jacobian", "edge_labels", "stats", "legend", "clusters"):
+    if opts.depth is not None:
+        _check_int("depth", opts.depth, 0, None)
+    if opts.focus is not None and (not isinstance(opts.focus, str) or not opts.focus):
+        raise ValueError(
+            f"focus must be the name of a leaf ('x', 'model.0.weight') or a module path ('model.layers.3'), "
+            f"got {opts.focus!r}"
+        )
+    for name in ("jacobian", "edge_labels", "stats", "legend", "clusters", "profile"):
         value = getattr(opts, name)
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be True or False, got {value!r}")

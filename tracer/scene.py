@@ -4,12 +4,13 @@ sit on which node, the colour scale, and each element's state in a step frame.""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from .format import is_warning
 from .graph import constant_key, node_key, seed_key
-from .model import Leaf, Step, TensorInfo, Trace
+from .model import Leaf, Seed, Step, TensorInfo, Trace
 from .render_options import COMPACT_ABOVE, RenderOptions
 from .style import THEMES, ColourScale, Theme
 
@@ -36,10 +37,26 @@ def total_norm(infos: tuple[TensorInfo | None, ...]) -> float | None:
 class Scene:
     """A trace prepared for drawing with one set of options."""
 
-    def __init__(self, trace: Trace, opts: RenderOptions) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        opts: RenderOptions,
+        *,
+        shown: frozenset[int] | None = None,
+        headline: str | None = None,
+        extra_norms: Iterable[float | None] = (),
+    ) -> None:
+        """`shown`: draw only these nodes (and the seeds entering them; no constants or unreached leaves), as
+        focus= does; `headline`: a line under the title; `extra_norms`: more norms the colour scale must span."""
         self.trace = trace
         self.opts = opts
         self.theme: Theme = THEMES[opts.theme]
+        self.shown = shown
+        self.headline = headline
+        self.nodes: tuple[Step, ...] = trace.nodes if shown is None else tuple(n for n in trace.nodes if n.id in shown)
+        self.seeds: tuple[Seed, ...] = (
+            trace.seeds if shown is None else tuple(s for s in trace.seeds if s.target in shown)
+        )
         self.by_id: dict[int, Step] = {n.id: n for n in trace.nodes}
         self.incoming: dict[tuple[int, int], list[Part]] = {}
         for s in trace.seeds:
@@ -52,7 +69,8 @@ class Scene:
         self.unreached: list[tuple[str, Leaf]] = []
         for k, leaf in enumerate(trace.leaves.values()):
             if leaf.node is None:
-                self.unreached.append((f"leaf{k}", leaf))
+                if shown is None:
+                    self.unreached.append((f"leaf{k}", leaf))
             elif self.by_id[leaf.node].leaf != leaf.name:
                 self.extra_leaves.setdefault(leaf.node, []).append(leaf)
         norms: list[float | None] = []
@@ -60,6 +78,7 @@ class Scene:
             norms.append(s.v.norm if s.v is not None else None)
         for n in trace.nodes:
             norms.extend(i.norm for i in (*n.v, *n.vjp) if i is not None)
+        norms.extend(extra_norms)
         self.scale = ColourScale(self.theme, norms)
         self.details: dict[TensorInfo | None, list[str]] = {}  # tooltip lines per tensor (see tooltips.py)
         self.compact = opts.detail == "compact" or (opts.detail == "auto" and self.node_count() > COMPACT_ABOVE)
@@ -87,8 +106,15 @@ class Scene:
     # -- counts and states
 
     def node_count(self) -> int:
-        constants = sum(1 for n in self.trace.nodes for e in n.edges if e.target is None)
-        return len(self.trace.seeds) + len(self.trace.nodes) + constants + len(self.unreached)
+        constants = 0 if self.shown is not None else sum(1 for n in self.nodes for e in n.edges if e.target is None)
+        return len(self.seeds) + len(self.nodes) + constants + len(self.unreached)
+
+    def draws_edge(self, step: Step, k: int) -> bool:
+        """Whether next edge k of a drawn node is drawn: under focus only edges between drawn nodes."""
+        if self.shown is None:
+            return True
+        target = step.edges[k].target
+        return target is not None and target in self.shown
 
     def state(self, step: Step) -> State:
         if not step.executed:

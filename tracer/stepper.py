@@ -100,16 +100,17 @@ def fragment(trace: Trace, *, uid: str | None = None, **options: Any) -> str:
 
 
 def _fragment(trace: Trace, opts: RenderOptions, uid: str) -> str:
-    from .dot import build
-    from .render import _frames, check_size, render_dot
+    from .picture import plan
+    from .render import _frames, render_dot
 
     steps = trace.steps
     out = [f'<div class="gt-stepper" id="{uid}" data-step="1" data-steps="{len(steps)}" tabindex="0">']
     out.append(f"<style>{CSS}</style>")
     title = f"{trace.kind} pass: {len(steps)} vector-Jacobian step{'s' if len(steps) != 1 else ''}"
     if not steps:
-        check_size(trace, opts)
-        picture = _inline_svg(render_dot(build(trace, opts), "svg").decode("utf-8"), f"{uid}-f0-")
+        drawing = plan(trace, opts, full_only=True)
+        drawing.check_size()
+        picture = _inline_svg(render_dot(drawing.dot(), "svg").decode("utf-8"), f"{uid}-f0-")
         out.append(f'<p class="gt-title">{page_text(title)}: this pass ran no step.</p>')
         out.append(f'<figure class="gt-static">{picture}</figure></div>')
         return "\n".join(out) + "\n"
