@@ -31,6 +31,7 @@ class _Entry:
     kind: str  # 'values' | 'sample' | 'stats' | 'full' | 'empty'
     payload: torch.Tensor | None
     ref: weakref.ReferenceType[torch.Tensor] | None
+    version: int = -1  # the tensor's in-place version counter when it was recorded
 
 
 class TensorTable:
@@ -60,10 +61,19 @@ class TensorTable:
         if handle is not None and not copy:
             ref = self._entries[handle].ref
             # Same object as an earlier record (a node's v is usually its producer's vᵀJ): reuse it,
-            # unless the earlier one was only sampled and this one must be exact.
-            if ref is not None and ref() is tensor and (not exact or self._entries[handle].kind != "sample"):
+            # unless the earlier one was only sampled and this one must be exact, or the tensor changed in
+            # place since (the engine sums a fan-in's parts into the first part's tensor).
+            earlier = self._entries[handle]
+            if (
+                ref is not None
+                and ref() is tensor
+                and earlier.version >= 0
+                and earlier.version == _version(tensor)
+                and (not exact or earlier.kind != "sample")
+            ):
                 return handle
         entry = self._capture(tensor.detach(), exact=exact, copy=copy)
+        entry.version = _version(tensor)
         self._entries.append(entry)
         handle = len(self._entries) - 1
         if not copy:
@@ -116,6 +126,14 @@ class TensorTable:
         self._entries = []
         self._seen = {}
         return out
+
+
+def _version(t: torch.Tensor) -> int:
+    """The in-place version counter; -1 where a tensor has none (made under inference_mode): never reused."""
+    try:
+        return int(t._version)
+    except RuntimeError:
+        return -1
 
 
 def _exact_row(e: _Entry) -> torch.Tensor:

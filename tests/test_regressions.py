@@ -1,0 +1,37 @@
+"""Recorder and loader bugs the robustness tests found, each pinned by its smallest example."""
+
+from __future__ import annotations
+
+import torch
+
+import tracer
+from tests.checks import assert_steps_consistent
+
+
+def test_a_gradient_changed_in_place_after_it_was_recorded_is_recorded_again() -> None:
+    """Found by test_property_graphs: the engine adds the parts of a fan-in in place into the first part, and
+    a 0-d prod's backward passes that very tensor object on, so reusing the first record by object identity
+    recorded the part (0.5) instead of the sum (1.0) as the prod's vᵀJ and as x's gradient."""
+    x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    p = x.prod()
+    t = tracer.trace(p * p)
+    assert x.grad is not None and x.grad.item() == 1.0
+    leaf = t.leaves["x"].grad
+    assert leaf is not None and leaf.values == (1.0,)
+    prod = next(s for s in t.steps if s.name == "ProdBackward0")
+    assert prod.vjp[0] is not None and prod.vjp[0].values == (1.0,)
+    assert assert_steps_consistent(t) == 2
+
+
+def test_full_capture_keeps_the_value_a_tensor_had_when_recorded() -> None:
+    """The same fan-in with capture='full' and max_values=0, where the record holds the tensor itself: the
+    engine then sums out of place, and the parts keep the values they had (a guard, passes before the fix)."""
+    x = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    q = x * 3
+    p = q.prod()
+    t = tracer.trace(p * p, capture="full", max_values=0)
+    mul_parts = next(s for s in t.steps if s.name == "MulBackward0").vjp
+    assert [i.values for i in mul_parts if i is not None] == [(1.5,), (1.5,)]  # v=1 times the other factor 1.5
+    prod = next(s for s in t.steps if s.name == "ProdBackward0")
+    assert prod.vjp[0] is not None and prod.vjp[0].values == (3.0,)
+    assert x.grad is not None and x.grad.item() == 9.0
