@@ -131,7 +131,7 @@ def trace(
             torch.autograd.backward(
                 outputs, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs
             )
-        except Exception as exc:
+        except BaseException as exc:  # also KeyboardInterrupt: the pass so far is kept on it, not lost
             add_explanation(exc, _as_tuple(outputs), _as_tuple(gradient))
             if rec.traces:
                 exc.partial_trace = rec.traces[0]  # type: ignore[attr-defined]
