@@ -252,9 +252,14 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     indices = [r._next_index() for r in recorders]
     frame = user_frame(sys._getframe(1))
     pas = _PassRecorder(call, innermost.options, NameBook(innermost.names, frame), frame_source(frame))
+    running = _running_passes()
     try:
         pas.install()
-        result = engine.run_backward(*args, **kwargs)
+        running.append(pas)
+        try:
+            result = engine.run_backward(*args, **kwargs)
+        finally:
+            running.pop()
     except BaseException as exc:
         pas.remove()
         _finish_and_deliver(pas, recorders, indices, None, exc)
@@ -262,6 +267,23 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     pas.remove()
     _finish_and_deliver(pas, recorders, indices, result, None)
     return result
+
+
+_running = threading.local()
+
+
+def _running_passes() -> list[_PassRecorder]:
+    """The recorded passes this thread is inside, innermost last."""
+    stack: list[_PassRecorder] | None = getattr(_running, "stack", None)
+    if stack is None:
+        stack = _running.stack = []
+    return stack
+
+
+def _graph_task_id() -> int:
+    """The id of the backward pass the engine is running in this thread (-1 when torch cannot tell)."""
+    get = getattr(torch._C, "_current_graph_task_id", None)
+    return -1 if get is None else int(get())
 
 
 def _finish_and_deliver(
@@ -387,6 +409,8 @@ class _PassRecorder:
         self.seed_handles: list[int | None] = []
         self.retained: list[tuple[str, torch.Tensor, int, int, int | None]] = []  # name, t, node, out_nr, before
         self.input_nodes: list[tuple[torch.Tensor | Any, tuple[int, int] | None]] = []
+        self.thread = threading.get_ident()
+        self.task: int | None = None  # the engine's id of this pass, learnt when its first node runs
 
     # -- before the pass
 
@@ -455,8 +479,27 @@ class _PassRecorder:
                 exact_edges.append(target.name == ACCUMULATE)
             st.exact_edges = tuple(exact_edges)
 
+    def _owns_this_run(self, i: int) -> bool:
+        """Whether a node running now runs in this pass. A node can belong to several graphs at once (a leaf's
+        AccumulateGrad, used by another thread's pass or by a pass a hook starts), and then it fires the hooks
+        of every pass that hooked it."""
+        task = _graph_task_id()
+        if self.task is not None:
+            return task == self.task
+        # The first of our nodes to run: in our own thread while we are the innermost recorded pass there, or,
+        # on an engine device thread, one of the outputs' nodes (every other node waits for those).
+        stack = _running_passes()
+        mine = (threading.get_ident() == self.thread and bool(stack) and stack[-1] is self) or any(
+            root is not None and root[0] == i for root in self.roots
+        )
+        if mine:
+            self.task = task
+        return mine
+
     def _hooks(self, i: int, st: _NodeState) -> tuple[Any, Any]:
         def pre(grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
+            if not self._owns_this_run(i):
+                return
             self.order.append(i)
             st.started = True
             if st.variable is not None:
@@ -466,6 +509,8 @@ class _PassRecorder:
                     self._note(st, exc)
 
         def post(grad_inputs: tuple[torch.Tensor | None, ...], grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
+            if self.task is None or _graph_task_id() != self.task:
+                return
             try:
                 self._after(st, grad_inputs, grad_outputs)
             except Exception as exc:
