@@ -1,0 +1,53 @@
+"""Shared fixtures (hook counting, engine restored) and the tally of what the robustness tests tried, printed
+after the run so the figures in the README can be re-measured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from torch.autograd.variable import Variable
+
+from tests.fuzzing import PROFILE, TALLY
+from tracer import recorder
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not TALLY:
+        return
+    terminalreporter.section(f"gradtrace robustness tally (GRADTRACE_FUZZ={PROFILE})")
+    for what, count in sorted(TALLY.items()):
+        terminalreporter.write_line(f"{count:>8}  {what}")
+
+
+@pytest.fixture
+def hook_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every call of a hook gradtrace registered, as 'pre'/'post': after a pass has ended it must stay empty."""
+    calls: list[str] = []
+    original = recorder._PassRecorder._hooks
+
+    def counting(self: Any, i: int, st: Any) -> tuple[Any, Any]:
+        pre, post = original(self, i, st)
+
+        def counted_pre(g: Any) -> Any:
+            calls.append("pre")
+            return pre(g)
+
+        def counted_post(a: Any, b: Any) -> Any:
+            calls.append("post")
+            return post(a, b)
+
+        return counted_pre, counted_post
+
+    monkeypatch.setattr(recorder._PassRecorder, "_hooks", counting)
+    yield calls
+
+
+@pytest.fixture
+def engine_restored() -> Iterator[None]:
+    """The test must leave torch's own autograd engine in place, whatever happened inside it."""
+    original = Variable._execution_engine
+    yield
+    assert Variable._execution_engine is original, "gradtrace's engine wrapper was left installed"
+    assert recorder.active_recorders() == [], "a record() block was left open"
