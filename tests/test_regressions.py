@@ -35,3 +35,20 @@ def test_full_capture_keeps_the_value_a_tensor_had_when_recorded() -> None:
     prod = next(s for s in t.steps if s.name == "ProdBackward0")
     assert prod.vjp[0] is not None and prod.vjp[0].values == (3.0,)
     assert x.grad is not None and x.grad.item() == 9.0
+
+
+def test_a_node_whose_incoming_gradient_is_not_contiguous_gets_its_jacobian() -> None:
+    """Found by test_property_graphs (GRADTRACE_FUZZ=long) and in every nn.Linear: the one-hot vectors were
+    made with zeros_like(v), which copies a transposed v's strides, and writing through .view(-1) failed, so
+    TBackward0 / TransposeBackward0 had no Jacobian ('view size is not compatible ...')."""
+    lin = torch.nn.Linear(3, 2)
+    x = torch.ones(4, 3)
+    t = tracer.trace(lin(x).pow(2).sum(), names=lin)
+    transpose = next(s for s in t.steps if s.name == "TBackward0")
+    assert transpose.note is None and transpose.jacobian is not None
+    assert transpose.jacobian.size == (6, 6)
+    assert assert_steps_consistent(t) == 4  # sum, pow, addmm, t
+
+    m = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
+    t = tracer.trace(m.transpose(0, 1).abs().sum())
+    assert assert_steps_consistent(t) == 3

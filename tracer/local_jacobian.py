@@ -73,7 +73,11 @@ def local_jacobian(
                 base = grad_outputs[k]
                 assert base is not None
                 for i in range(base.numel()):
-                    args = [torch.zeros_like(g) if g is not None else None for g in grad_outputs]
+                    # contiguous: zeros_like would copy a transposed gradient's strides, and view(-1) needs none
+                    args = [
+                        torch.zeros_like(g, memory_format=torch.contiguous_format) if g is not None else None
+                        for g in grad_outputs
+                    ]
                     args[k].view(-1)[i] = 1  # type: ignore[union-attr]
                     rows.append(_row(call(*args), grad_inputs, present_in))
     except NestedPassRefused:
