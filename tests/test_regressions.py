@@ -52,3 +52,15 @@ def test_a_node_whose_incoming_gradient_is_not_contiguous_gets_its_jacobian() ->
     m = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], requires_grad=True)
     t = tracer.trace(m.transpose(0, 1).abs().sum())
     assert assert_steps_consistent(t) == 3
+
+
+def test_integer_values_load_back_as_integers() -> None:
+    """Found by test_coexist: an integer seed's values (1, 1) loaded back as floats (1.0, 1.0), because the
+    loader tried `float` first for a value that may be float, int or bool: the JSON changed on a round trip."""
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    t = tracer.trace(x * 2, torch.tensor([1, 3]))
+    text = t.to_json()
+    back = tracer.load(text)
+    assert back.to_json() == text
+    assert back.seeds[0].v is not None and back.seeds[0].v.values == (1, 3)
+    assert [type(v) for v in back.seeds[0].v.values] == [int, int]

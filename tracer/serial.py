@@ -129,7 +129,8 @@ def from_plain(tp: Any, data: Any, path: str) -> Any:
         if data is None and type(None) in options:
             return None
         errors = []
-        for option in options:
+        # An option of exactly the value's type first: 1 in a float | int | bool field stays the int 1.
+        for option in sorted(options, key=lambda o: o is not type(data)):
             if option is type(None):
                 continue
             try:
