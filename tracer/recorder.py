@@ -329,8 +329,27 @@ _BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+COMPILED_OP = "torch.compile: a compiled region, its whole backward in one node"
+COMPILED_NOTE = (
+    "torch.compile runs the backward of this compiled region as one function: the steps inside it are not "
+    "visible and its Jacobian is not computed; run the model without torch.compile to see them"
+)
+
+
+def _is_compiled(node: Any) -> bool:
+    """A torch.compile'd region: AOTAutograd puts its whole backward into one CompiledFunction node."""
+    forward_cls = getattr(node, "_forward_cls", None)
+    return (
+        forward_cls is not None
+        and forward_cls.__name__ == "CompiledFunction"
+        and forward_cls.__module__.startswith("torch._functorch")
+    )
+
+
 def describe_op(name: str, node: Any) -> str:
     """The forward operation a backward node came from, in plain words."""
+    if _is_compiled(node):
+        return COMPILED_OP
     forward_cls = getattr(node, "_forward_cls", None)
     if forward_cls is not None:
         return f"{forward_cls.__name__}.apply"
@@ -580,6 +599,8 @@ class _PassRecorder:
             note = None
             if st.started and not st.done and error is not None:
                 note = f"raised {type(error).__name__}: {_first_line(error)}"
+            elif _is_compiled(st.fn):
+                note = COMPILED_NOTE
             elif st.local is not None and st.local.note:
                 note = st.local.note
             steps.append(
