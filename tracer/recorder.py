@@ -642,6 +642,7 @@ class _PassRecorder:
             error=None if error is None else f"{type(error).__name__}: {_first_line(error)}",
             notes=tuple(self.notes),
             torch_version=torch.__version__,
+            rank=_distributed_rank(),
         )
 
     def _assign_ids(self) -> dict[int, int]:
@@ -812,6 +813,14 @@ def _implicit_seeds(count: int) -> list[bool] | None:
             return [g is None for g in given]
         frame = frame.f_back
     return None  # called some other way: unknown
+
+
+def _distributed_rank() -> int | None:
+    """This process's rank when torch.distributed is initialised (DDP, torchrun), else None."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
