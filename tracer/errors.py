@@ -20,6 +20,10 @@ class GraphvizMissingError(GradtraceError, RuntimeError):
     """Graphviz's `dot` is needed for SVG/PNG/PDF and is not installed."""
 
 
+class DrawingTooLargeError(GradtraceError, ValueError):
+    """A picture with more nodes (or a stepper with more frames) than the limit the caller allowed."""
+
+
 EXPLANATION_MARK = "gradtrace:"  # every note we add starts with this, so it is added once only
 
 _SHAPE_MISMATCH = re.compile(

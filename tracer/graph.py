@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import networkx as nx
 
-from .model import Leaf, Trace
+from .model import Leaf, TensorInfo, Trace
 
 
 def node_key(node_id: int) -> str:
@@ -84,3 +86,53 @@ def build_graph(trace: Trace) -> nx.DiGraph:
         kind = edge_kind(n.executed, grad is not None, None if e.target is None else executed[e.target])
         g.add_edge(node_key(n.id), target, kind=kind, parts=(part,), grad=grad)
     return g
+
+
+@dataclass(frozen=True)
+class Inflow:
+    """One gradient arriving at a node's forward-output slot: from a seed, or along another node's next edge."""
+
+    grad: TensorInfo | None
+    seed: int | None = None  # seed index, when the gradient is a seed
+    source: int | None = None  # id of the node that sent it
+    edge: int | None = None  # which next edge of `source`
+
+    def label(self, trace: Trace) -> str:
+        """'seed y' or 'step 3 PowBackward0, edge 0' (unexecuted sources are 'node 7 ...')."""
+        if self.seed is not None:
+            seed = trace.seeds[self.seed]
+            return f"seed {seed.name or self.seed}"
+        assert self.source is not None
+        node = trace.node(self.source)
+        where = f"step {node.id}" if node.executed else f"node {node.id}"
+        return f"{where} {node.name}, edge {self.edge}"
+
+
+Slot = tuple[int, int]  # (node id, forward output index)
+
+
+def inflows(trace: Trace) -> dict[Slot, list[Inflow]]:
+    """Every slot fed by something, with what arrived, in the order the engine summed it: seeds first
+    (they are in the input buffers when the pass starts), then the senders in execution order."""
+    into: dict[Slot, list[Inflow]] = {}
+    for s in trace.seeds:
+        if s.target is not None:
+            into.setdefault((s.target, s.input_nr), []).append(Inflow(s.v, seed=s.index))
+    for n, k, e, grad in trace.edges():
+        if e.target is not None:
+            into.setdefault((e.target, e.input_nr), []).append(Inflow(grad, source=n.id, edge=k))
+    return into
+
+
+def backward_nodes(g: nx.DiGraph) -> list[str]:
+    """The keys of the backward nodes (no seeds, no constants), by id."""
+    return sorted((k for k, kind in g.nodes(data="kind") if kind == "node"), key=lambda k: g.nodes[k]["id"])
+
+
+def topological_ids(g: nx.DiGraph) -> list[int]:
+    """A topological order of the backward nodes, smallest id first among the ready ones.
+
+    Ids number executed nodes in execution order, so when the engine ran them in a valid order this is
+    exactly the execution order followed by the nodes that did not run."""
+    sub = g.subgraph(backward_nodes(g))
+    return [sub.nodes[k]["id"] for k in nx.lexicographical_topological_sort(sub, key=lambda k: sub.nodes[k]["id"])]

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .model import Check, Jacobian
+from .numeric_reference import numeric_jacobian, numeric_tolerance
 
 # Set while we call a node ourselves: a backward pass started from inside that call (a reentrant
 # checkpoint's backward does this) would accumulate into .grad a second time, so the recorder refuses it.
@@ -73,12 +74,10 @@ def local_jacobian(
                 base = grad_outputs[k]
                 assert base is not None
                 for i in range(base.numel()):
-                    # contiguous: zeros_like would copy a transposed gradient's strides, and view(-1) needs none
-                    args = [
-                        torch.zeros_like(g, memory_format=torch.contiguous_format) if g is not None else None
-                        for g in grad_outputs
-                    ]
-                    args[k].view(-1)[i] = 1  # type: ignore[union-attr]
+                    args = [torch.zeros_like(g) if g is not None else None for g in grad_outputs]
+                    # zeros_like keeps the gradient's strides (a transposed one is not viewable as flat):
+                    # index the element instead of writing through view(-1).
+                    args[k][_unravel(i, tuple(base.shape))] = 1  # type: ignore[index]
                     rows.append(_row(call(*args), grad_inputs, present_in))
     except NestedPassRefused:
         return LocalResult(None, None, f"no Jacobian: calling {node.name()} starts a backward pass of its own")
@@ -92,7 +91,35 @@ def local_jacobian(
         cols=tuple(tuple(g.shape) if g is not None else None for g in grad_inputs),
         matrix=tuple(tuple(r) for r in matrix.tolist()),
     )
-    return LocalResult(jac, _check(matrix, grad_outputs, grad_inputs, present_out, present_in), None)
+    check = _check(matrix, grad_outputs, grad_inputs, present_out, present_in)
+    if not _is_python_function(node) or not check.ok:
+        return LocalResult(jac, check, None)
+    # The one-hot J came from the same backward, so a wrong backward that is linear in v passes `check`;
+    # for custom Functions, compare with the forward itself where it can be re-run.
+    calling_node.active = True
+    try:
+        reference, output_size, why = numeric_jacobian(node, grad_outputs, grad_inputs, present_out, present_in)
+    finally:
+        calling_node.active = False
+    if reference is None:
+        return LocalResult(jac, check, why)
+    numeric = _check(reference, grad_outputs, grad_inputs, present_out, present_in, output_size=output_size)
+    note = None
+    if not numeric.ok:
+        note = (
+            f"the backward disagrees with the forward: vjp differs from v·J by up to {numeric.max_error:.4g} "
+            "with J from central differences of the forward in float64"
+        )
+    return LocalResult(jac, numeric, note)
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The row-major index of flat position `flat` in a tensor of `shape` (() for a 0-d tensor)."""
+    index = []
+    for size in reversed(shape):
+        index.append(flat % size)
+        flat //= size
+    return tuple(reversed(index))
 
 
 def _row(result: Any, grad_inputs: tuple[torch.Tensor | None, ...], present_in: list[int]) -> torch.Tensor:
@@ -119,17 +146,24 @@ def _check(
     grad_inputs: tuple[torch.Tensor | None, ...],
     present_out: list[int],
     present_in: list[int],
+    output_size: float | None = None,
 ) -> Check:
-    """Compare the vᵀJ the node actually sent with v times the J we computed, at the dtype's precision."""
+    """Compare the vᵀJ the node actually sent with v times the J we computed, at the dtype's precision.
+
+    `output_size` (the forward's largest |output|) marks J as numeric: a looser tolerance, method 'numeric'."""
     v = torch.cat([grad_outputs[k].reshape(-1).double().cpu() for k in present_out])  # type: ignore[union-attr]
     sent = torch.cat([grad_inputs[e].reshape(-1).double().cpu() for e in present_in])  # type: ignore[union-attr]
     expected = v @ matrix
-    scale = float((v.abs() @ matrix.abs()).max())
+    # Inf in J times a zero in v is NaN: such entries say nothing about the size of a rounding error.
+    scale = float(torch.nan_to_num(v.abs() @ matrix.abs(), nan=0.0, posinf=0.0).max())
     dtype = next(g.dtype for g in grad_inputs if g is not None)
-    tolerance = _tolerance_scale(dtype) * max(scale, 1.0)
+    if output_size is None:
+        tolerance = _tolerance_scale(dtype) * max(scale, 1.0)
+    else:
+        tolerance = numeric_tolerance(dtype, scale, float(v.abs().sum()), output_size)
     diff = (expected - sent).abs()
     # Equal non-finite entries (NaN in v gives NaN in both) are a NaN problem, not a wrong backward.
     agree = (expected == sent) | (torch.isnan(expected) & torch.isnan(sent))
     error = float(torch.where(agree, torch.zeros_like(diff), diff).max())
     ok = error <= tolerance  # False for NaN
-    return Check(ok=ok, max_error=error, tolerance=tolerance)
+    return Check(ok=ok, max_error=error, tolerance=tolerance, method="one-hot" if output_size is None else "numeric")

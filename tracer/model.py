@@ -164,6 +164,7 @@ class Leaf:
     grad_before: TensorInfo | None = None  # .grad before the pass
     grad_total: TensorInfo | None = None  # .grad after the pass
     reason: str | None = None  # why it got no gradient
+    input_nr: int = 0  # which forward output of `node` holds this tensor's gradient (retained / inputs=)
 
 
 @dataclass(frozen=True)

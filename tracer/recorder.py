@@ -16,7 +16,8 @@ import sys
 import threading
 import warnings
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -200,6 +201,20 @@ def _close(rec: Recorder) -> None:
             _engine = None
 
 
+_paused = threading.local()
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Passes started in this thread inside the block are not recorded (gradtrace's own reference passes)."""
+    before = getattr(_paused, "on", False)
+    _paused.on = True
+    try:
+        yield
+    finally:
+        _paused.on = before
+
+
 def active_recorders() -> list[Recorder]:
     """The record() blocks open in this thread, outermost first."""
     me = threading.get_ident()
@@ -235,7 +250,11 @@ class _Call:
 
 def _is_batched(t: Any) -> bool:
     try:
-        return isinstance(t, torch.Tensor) and bool(torch._C._functorch.is_batchedtensor(t))
+        if not isinstance(t, torch.Tensor):
+            return False
+        # torch.autograd.grad(is_grads_batched=True) batches with the legacy vmap (torch._vmap_internals)
+        functorch = torch._C._functorch
+        return bool(functorch.is_batchedtensor(t) or functorch.is_legacy_batchedtensor(t))
     except Exception:  # pragma: no cover - functorch internals moved
         return False
 
@@ -245,7 +264,7 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         raise NestedPassRefused("a backward pass started while gradtrace was computing a node's Jacobian")
     recorders = active_recorders()
     call = _Call.parse(args, kwargs)
-    if not recorders or any(_is_batched(g) for g in call.grads):
+    if not recorders or getattr(_paused, "on", False) or any(_is_batched(g) for g in call.grads):
         # vmapped passes (is_grads_batched) carry batched tensors the hooks cannot summarise: run them as is.
         return engine.run_backward(*args, **kwargs)
     innermost = recorders[-1]
@@ -731,6 +750,7 @@ class _PassRecorder:
                     grad_before=exact_info(before),
                     grad_total=exact_info(total),
                     reason=None if grad is not None else "no gradient reached its node",
+                    input_nr=out_nr,
                 ),
             )
         for k, (t, at) in enumerate(self.input_nodes):
@@ -749,6 +769,7 @@ class _PassRecorder:
                 node=None if at is None else ids[at[0]],
                 grad=grad,
                 reason=None if grad is not None else "not on any path from the outputs",
+                input_nr=0 if at is None else at[1],
             )
         reached = {id(st.variable) for st in self.states if st.variable is not None}
         for name, t in self.names.explicit.items():

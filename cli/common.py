@@ -1,0 +1,116 @@
+"""Steps the commands share: our errors as one line, the drawing options checked, the source recorded, passes chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .options import RECORDER_OPTIONS, picked
+from .passes import PassRange, missing, wanted
+from .report import Reporter, plural
+
+if TYPE_CHECKING:
+    import tracer
+
+    from .recording import Recording
+
+
+@contextmanager
+def clear_errors(reporter: Reporter) -> Iterator[None]:
+    """Our own failures (bad input, unwritable folder, foreign trace) become one `Error: ...` line, exit 1.
+
+    With --json, stdout also gets a JSON document saying what failed, so a machine reading it is never left
+    with nothing.
+    """
+    import tracer
+
+    from .outputs import OutputError
+    from .recording import SourceError
+
+    try:
+        yield
+    except click.ClickException as exc:
+        reporter.failed(exc.format_message(), exc.exit_code)
+        raise
+    except (SourceError, OutputError, tracer.GradtraceError) as exc:
+        reporter.failed(str(exc), 1)
+        raise click.ClickException(str(exc)) from None
+    except FileNotFoundError as exc:
+        message = f"{exc.args[-1] if exc.args else exc} (check the path)"
+        reporter.failed(message, 1)
+        raise click.ClickException(message) from None
+
+
+def check_drawing(drawing: dict[str, Any]) -> None:
+    """Let the renderer check the drawing options before any work (it names the value and the allowed set)."""
+    from tracer.render_options import parse_options
+
+    try:
+        parse_options(drawing)
+    except (TypeError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def warn_own_options(args: tuple[str, ...], script: Path, reporter: Reporter) -> None:
+    """Options after SCRIPT go to the script (as with python); say so when one of them is also one of ours."""
+    ctx = click.get_current_context(silent=True)
+    params = ctx.command.params if ctx is not None else []
+    own = {flag for p in params for flag in (*p.opts, *p.secondary_opts) if flag.startswith("-")}
+    ours = [a for a in args if a.split("=", 1)[0] in own]
+    if ours:
+        reporter.notice(
+            f"{', '.join(ours)} after {script.name} went to the script, as with `python {script.name} ...`; "
+            f"gradtrace's own options go before the script: gradtrace {ctx.info_name if ctx else 'run'} "
+            "[OPTIONS] SCRIPT [ARGS]..."
+        )
+
+
+def record(source: Path, args: tuple[str, ...], options: dict[str, Any], reporter: Reporter) -> Recording:
+    """Run the script or notebook inside tracer.record(); show its traceback (ours removed) when it raised."""
+    from .recording import record_source
+    from .tracebacks import show_user_exception
+
+    warn_own_options(args, source, reporter)
+    with reporter.user_output():
+        recording = record_source(source, list(args), picked(options, RECORDER_OPTIONS), notify=reporter.notice)
+    if recording.outcome.error is not None:
+        show_user_exception(recording.outcome.error)
+    return recording
+
+
+def no_pass(ctx: click.Context, recording: Recording, reporter: Reporter) -> None:
+    """No backward pass at all: say so and end with the script's own exit code, or 1."""
+    name = recording.source.name
+    stopped = " before it stopped" if recording.outcome.exit_code else ""
+    kind = "notebook" if recording.is_notebook else "script"
+    main_block = "" if recording.is_notebook else " (and that its `if __name__ == '__main__':` block runs)"
+    message = (
+        f"{name} ran without a backward pass{stopped}: nothing to record. gradtrace records every "
+        "Tensor.backward(), torch.autograd.backward() and torch.autograd.grad() call; check that the "
+        f"{kind} reaches one{main_block}"
+    )
+    code = recording.outcome.exit_code or 1
+    reporter.error(message)
+    reporter.failed(message, code)
+    ctx.exit(code)
+
+
+def selected(
+    traces: list[tracer.Trace], passes: tuple[tuple[PassRange, ...], ...], reporter: Reporter
+) -> list[tracer.Trace]:
+    selection = tuple(r for group in passes for r in group)
+    chosen = [t for t in traces if wanted(t.index, selection)]
+    highest = max((t.index for t in traces), default=0)
+    absent = missing(selection, highest)
+    made = f"there {'was' if highest == 1 else 'were'} {plural(highest, 'backward pass', 'backward passes')}"
+    if not chosen:
+        raise click.ClickException(
+            f"no pass {', '.join(absent) or 'selected'}: {made} (choose with --pass 1-{highest})"
+        )
+    if absent:
+        reporter.notice(f"no pass {', '.join(absent)}: {made}")
+    return chosen

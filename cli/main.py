@@ -1,0 +1,240 @@
+"""The `gradtrace` command: a click group whose commands parse, call the tracer library, write and report.
+
+Adding a command is one function decorated with `@cli.command()`; the option groups in options.py are shared.
+Heavy imports (tracer, and with it torch) happen inside the commands, so `gradtrace --help` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import check_drawing, clear_errors, no_pass, record, selected
+from .options import drawing_from, drawing_options, format_option, pass_option, recorder_options, report_options
+from .passes import PassRange
+from .report import Reporter
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+# `gradtrace run [OPTIONS] SCRIPT ARGS...`: everything after SCRIPT belongs to the script, as with `python`.
+SCRIPT_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    import torch
+
+    import tracer
+
+    click.echo(f"gradtrace {tracer.__version__} (torch {torch.__version__}, Python {sys.version.split()[0]})")
+    ctx.exit()
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version, help="Show the version."
+)
+def cli() -> None:
+    """gradtrace: see PyTorch's backward pass.
+
+    Records every gradient that flows through the autograd graph (the v arriving at each node, its local
+    Jacobian J, the vᵀJ it sends on, what lands in each .grad) and draws it. Start with `gradtrace run`.
+    """
+
+
+@cli.command(context_settings=SCRIPT_CONTEXT)
+@click.argument("source", metavar="SCRIPT.py|NOTEBOOK.ipynb", type=click.Path(path_type=Path))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "-o",
+    "--outdir",
+    type=click.Path(path_type=Path),
+    help="Folder for the outputs. [default: SCRIPT_gradtrace/ next to the script]",
+)
+@format_option
+@pass_option
+@click.option(
+    "--steps",
+    is_flag=True,
+    help="Also draw each vector-Jacobian step as its own picture (svg, png, pdf, dot); the .html page always steps.",
+)
+@click.option("--force", is_flag=True, help="Replace existing files that gradtrace did not write.")
+@recorder_options
+@drawing_options
+@report_options
+@click.pass_context
+def run(
+    ctx: click.Context,
+    /,
+    source: Path,
+    args: tuple[str, ...],
+    outdir: Path | None,
+    formats: tuple[str, ...],
+    passes: tuple[tuple[PassRange, ...], ...],
+    steps: bool,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Run a script (or a notebook's code cells) and draw every backward pass it makes.
+
+    The script runs exactly as `python SCRIPT.py ARGS` would (same sys.argv, __name__ == "__main__", its folder
+    first on sys.path, its exit code). A notebook's code cells run in order in one namespace; IPython magics and
+    shell lines are skipped. One file per pass and format goes into OUTDIR, with an index.html linking them.
+    Everything after SCRIPT is passed to it; gradtrace's options go before SCRIPT.
+
+    Under torch.distributed (e.g. torchrun) every rank writes its own files, with the rank in their names.
+    """
+    from .outputs import OutputFolder, default_outdir, parse_formats
+    from .pass_report import report_run
+    from .publish import Plan, publish
+    from .ranks import current_rank
+    from .recording import check_source
+
+    reporter = Reporter(quiet=quiet, as_json=as_json)
+    try:
+        chosen_formats = parse_formats(formats)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--format'") from None
+    drawing = drawing_from(options)
+    check_drawing(drawing)
+    with clear_errors(reporter):
+        check_source(source)
+        folder = OutputFolder(outdir or default_outdir(source), source.name, rank=current_rank(), force=force)
+        folder.check_before_run(source.stem)
+        recording = record(source, args, options, reporter)
+        if not recording.traces:
+            no_pass(ctx, recording, reporter)
+        traces = selected(recording.traces, passes, reporter)
+        folder.rank = current_rank()  # the script may have joined a process group
+        plan = Plan(source.stem, chosen_formats, drawing, steps=steps, rank=folder.rank)
+        title = source.name + ("" if folder.rank is None else f" (rank {folder.rank})")
+        published = publish(traces, folder, plan, reporter, title=title)
+    code = report_run(reporter, recording, published, folder)
+    ctx.exit(code)
+
+
+@cli.command()
+@click.argument("trace_file", metavar="TRACE.json", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The file to write; its suffix picks the format (.svg .png .pdf .dot .html .json). [default: TRACE.svg]",
+)
+@click.option("--steps", is_flag=True, help="Also draw each step on its own (frames; the HTML page steps through).")
+@click.option("--step", type=click.IntRange(min=1), metavar="K", help="Draw the graph as it is at step K.")
+@click.option("--force", is_flag=True, help="Replace an existing file that gradtrace did not write.")
+@drawing_options
+@report_options
+def render(
+    trace_file: Path,
+    output: Path | None,
+    steps: bool,
+    step: int | None,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Draw a saved trace (written by `gradtrace run` or Trace.save) again, with other drawing options."""
+    import tracer
+
+    from .outputs import FORMATS, OutputFolder
+    from .publish import FRAME_FORMATS, frame_names
+
+    reporter = Reporter(quiet=quiet, as_json=as_json)
+    drawing = drawing_from(options)
+    if step is not None:
+        drawing["step"] = step
+    check_drawing(drawing)
+    target = output or trace_file.with_suffix(".svg")
+    fmt = target.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise click.BadParameter(
+            f"unknown output format: {target.suffix or '(no suffix)'!r} (must be one of {['.' + f for f in FORMATS]})",
+            param_hint="'-o'",
+        )
+    with clear_errors(reporter):
+        trace = tracer.load(trace_file)
+        folder = OutputFolder(target.parent, trace_file.name, force=force)
+        frames = frame_names(target.name, trace) if steps and fmt in FRAME_FORMATS else []
+        folder.begin([target.name, *frames])
+        try:
+            folder.save_trace(target.name, trace, drawing)
+            if frames:
+                folder.save_frames(target.name, trace, drawing)
+        except ValueError as exc:  # an option that does not fit this trace, e.g. --step beyond its steps
+            if isinstance(exc, tracer.GradtraceError):
+                raise
+            raise click.UsageError(str(exc)) from None
+        finally:
+            folder.finish(replace_run=False)
+    names = [target.name, *frames]
+    reporter.line(f"wrote {', '.join(str(target.parent / n) for n in names)}")
+    reporter.emit({"command": "render", "source": str(trace_file), "files": [str(target.parent / n) for n in names]})
+
+
+@cli.command(context_settings=SCRIPT_CONTEXT)
+@click.argument("source", metavar="TRACE.json|SCRIPT.py|NOTEBOOK.ipynb", type=click.Path(path_type=Path))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_option
+@recorder_options
+@report_options
+@click.pass_context
+def analyze(
+    ctx: click.Context,
+    /,
+    source: Path,
+    args: tuple[str, ...],
+    passes: tuple[tuple[PassRange, ...], ...],
+    quiet: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Print the summary and health report of a saved trace, or of every backward pass of a script.
+
+    A script or notebook runs as with `gradtrace run` (arguments after it go to it); nothing is written.
+    """
+    import tracer
+
+    from .pass_report import describe
+    from .recording import RUNNABLE, check_source
+
+    reporter = Reporter(quiet=quiet, as_json=as_json)
+    code = 0
+    with clear_errors(reporter):
+        if source.suffix.lower() == ".json":
+            traces = [tracer.load(source)]
+        elif source.suffix.lower() in RUNNABLE:
+            check_source(source)
+            recording = record(source, args, options, reporter)
+            if not recording.traces:
+                no_pass(ctx, recording, reporter)
+            code = recording.outcome.exit_code
+            traces = recording.traces
+        else:
+            raise click.ClickException(
+                f"cannot analyze {str(source)!r}: give a saved trace (.json), a Python script (.py) or a notebook "
+                "(.ipynb)"
+            )
+        traces = selected(traces, passes, reporter)
+    reporter.line("\n\n".join(trace.summary() for trace in traces).rstrip("\n"))
+    reporter.emit(
+        {
+            "command": "analyze",
+            "source": str(source),
+            "exit_code": code,
+            "passes": [{**describe(t), "summary": tracer.summary_data(t)} for t in traces],
+        }
+    )
+    ctx.exit(code)
+
+
+def main() -> None:
+    """The console script `gradtrace`."""
+    cli(prog_name="gradtrace")

@@ -1,0 +1,176 @@
+"""Execute a Jupyter notebook's code cells in order in one namespace, as "Run All" would, without IPython.
+
+The .ipynb JSON is read here (nbformat 4, and the older 3). IPython-only syntax — cell magics (`%%time`),
+line magics (`%matplotlib inline`), shell lines (`!pip install ...`) and help (`x?`) — is skipped with a notice;
+the line is blanked rather than removed, so line numbers in tracebacks still match the notebook. Each cell is
+compiled under its own name, registered in linecache, so a traceback points at the cell and line.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import io
+import json
+import linecache
+import os
+import re
+import tokenize
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .script_runner import Outcome, ended_by, main_module, running_as_main
+
+
+class NotebookError(Exception):
+    """The file is not a notebook gradtrace can read."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One code cell: its position among all cells (1-based, as a person counts them) and its code."""
+
+    number: int
+    text: str  # what the notebook holds
+    code: str | None  # what runs: IPython-only lines blanked; None when the whole cell is IPython-only
+    skipped: tuple[str, ...] = ()  # one notice per skipped line or cell
+
+
+def cell_filename(path: Path, number: int) -> str:
+    """The name a cell's code is compiled under: tracebacks show it as the file."""
+    return f"{path} [cell {number}]"
+
+
+_IPYTHON_LINE = re.compile(r"^\s*(?:[\w.\[\], ]+=\s*)?([%!])")  # %magic, !shell, files = !ls, t = %timeit f()
+_HELP = re.compile(r"^\s*(\?\??[\w.]+|[\w.]+\?\??)\s*$")  # ?obj, obj?, obj??
+
+
+def _starts_statement(before: list[str]) -> bool:
+    """Whether a line after `before` begins a new statement (not inside brackets, a string or a continuation)."""
+    text = "\n".join(before) + "\n"
+    try:
+        for _ in tokenize.generate_tokens(io.StringIO(text).readline):
+            pass
+    except (tokenize.TokenError, SyntaxError):  # EOF inside a bracket or string; bad indentation
+        return False
+    return True
+
+
+def python_code(text: str) -> tuple[str | None, tuple[str, ...]]:
+    """The cell's text with IPython-only lines blanked (keeping line numbers), and a notice for each."""
+    lines = text.split("\n")
+    first = next((line for line in lines if line.strip()), "")
+    if first.lstrip().startswith("%%"):
+        return None, (f"skipped the whole cell: IPython cell magic {first.strip()!r}",)
+    notices = []
+    for k, line in enumerate(lines):
+        ipython = _IPYTHON_LINE.match(line)
+        if ipython is not None:
+            what = "shell command" if ipython.group(1) == "!" else "magic"
+        elif _HELP.match(line):
+            what = "help"
+        else:
+            continue
+        if not _starts_statement(lines[:k]):  # e.g. a line `% x)` continuing a string formatting expression
+            continue
+        notices.append(f"line {k + 1}: skipped IPython {what} {line.strip()!r}")
+        indent = line[: len(line) - len(line.lstrip())]
+        lines[k] = f"{indent}pass"  # keeps an indented block valid and every later line where it was
+    return "\n".join(lines), tuple(notices)
+
+
+def _cell_text(cell: dict[str, Any], key: str) -> str:
+    source = cell.get(key, "")
+    if isinstance(source, list) and all(isinstance(part, str) for part in source):
+        return "".join(source)
+    if isinstance(source, str):
+        return source
+    raise NotebookError(f"a cell's {key!r} is {type(source).__name__}, not text")
+
+
+def read_notebook(path: Path) -> list[Cell]:
+    """The notebook's code cells; NotebookError says what is wrong with a file that is not a notebook."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotebookError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NotebookError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+            "open it in Jupyter and save it again, or export it as a .py script and run that"
+        ) from None
+    if not isinstance(data, dict):
+        raise NotebookError(f"{path} is JSON but not a notebook (expected an object with 'cells')")
+    if isinstance(data.get("cells"), list):  # nbformat 4
+        raw, key = data["cells"], "source"
+    elif isinstance(data.get("worksheets"), list):  # nbformat 3: cells inside worksheets, code under 'input'
+        raw = [c for sheet in data["worksheets"] if isinstance(sheet, dict) for c in sheet.get("cells", [])]
+        key = "input"
+    else:
+        raise NotebookError(f"{path} is JSON but not a notebook: it has no 'cells' list")
+    cells = []
+    for number, cell in enumerate(raw, start=1):
+        if not isinstance(cell, dict):
+            raise NotebookError(f"{path}: cell {number} is not a JSON object")
+        if cell.get("cell_type") != "code":
+            continue
+        text = _cell_text(cell, "input" if key == "input" and "input" in cell else "source")
+        code, skipped = python_code(text)
+        cells.append(Cell(number, text, code, skipped))
+    return cells
+
+
+def _register(filename: str, text: str) -> None:
+    """Let tracebacks show the cell's lines: linecache keeps entries without a modification time."""
+    lines = [line if line.endswith("\n") else line + "\n" for line in text.splitlines(keepends=True)]
+    linecache.cache[filename] = (len(text), None, lines or ["\n"], filename)  # like a file: every line ends in \n
+
+
+def display(*objects: Any, **_options: Any) -> None:
+    """Stands in for IPython's display(): notebooks call it without importing it; outside Jupyter it prints."""
+    for obj in objects:
+        print(repr(obj))
+
+
+def run_cells(
+    path: Path, cells: Sequence[Cell], args: Sequence[str], *, before_cell: Callable[[Cell], None] | None = None
+) -> tuple[Outcome, Cell | None]:
+    """Run the cells in order in one `__main__` namespace; stop at the first failure, like "Run All".
+
+    The working folder is the notebook's own during the run, as in Jupyter. Returns how it ended and the cell
+    that ended it (None when every cell ran).
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    module = main_module(str(path))
+    del module.__file__  # a notebook has no __file__
+    module.__dict__["display"] = display
+    with running_as_main(module, [str(path), *args], folder):
+        os.chdir(folder)  # running_as_main changes it back
+        for cell in cells:
+            if cell.code is None:
+                continue
+            if before_cell is not None:
+                before_cell(cell)
+            filename = cell_filename(path, cell.number)
+            _register(filename, cell.text)
+            try:
+                _run_cell(cell.code, filename, module.__dict__)
+            except BaseException as exc:
+                outcome = ended_by(exc)
+                if outcome.exit_code != 0 or outcome.error is not None:
+                    return outcome, cell
+    return Outcome(0), None
+
+
+def _run_cell(code: str, filename: str, namespace: dict[str, Any]) -> None:
+    # Jupyter allows `await` at the top level of a cell: compile with that flag and drive the coroutine.
+    compiled = compile(code, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    if compiled.co_flags & inspect.CO_COROUTINE:
+        asyncio.run(eval(compiled, namespace))
+    else:
+        exec(compiled, namespace)

@@ -1,0 +1,172 @@
+"""Option groups shared by several commands (recording, drawing, reporting), as click decorators.
+
+Nothing here imports `tracer` (and so torch): `gradtrace --help` stays instant. Each drawing option maps to the
+keyword of the same name of `Trace.save` / `Trace.svg`; an option left out is not passed, so the renderer's own
+default applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .outputs import FORMATS
+from .passes import PassesType
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CAPTURES = ("auto", "stats", "full")
+DIRECTIONS = ("TB", "LR")
+THEMES = ("light", "dark", "transparent")
+DRAWING_OPTIONS = (
+    "direction",
+    "precision",
+    "max_elements",
+    "jacobian",
+    "edge_labels",
+    "stats",
+    "legend",
+    "clusters",
+    "theme",
+    "max_nodes",
+    "max_frames",
+)
+RECORDER_OPTIONS = ("capture", "max_values", "jacobian_limit")
+
+
+class SpelledChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice given in any case, turned into the library's spelling ('lr' -> 'LR') before it is checked."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            value = next((c for c in self.choices if str(c).lower() == value.lower()), value)
+        return super().convert(value, param, ctx)
+
+
+def _apply(decorators: list[Callable[[F], F]], f: F) -> F:
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def recorder_options(f: F) -> F:
+    """--capture, --max-values, --jacobian-limit: how much of each tensor the recorder keeps."""
+    return _apply(
+        [
+            click.option(
+                "--capture",
+                type=click.Choice(CAPTURES),
+                default="auto",
+                show_default=True,
+                help="What to keep of each gradient: auto (small tensors in full, large ones as statistics), "
+                "stats (exact statistics of every tensor) or full (every value).",
+            ),
+            click.option(
+                "--max-values",
+                type=click.IntRange(min=0),
+                default=64,
+                show_default=True,
+                metavar="N",
+                help="Keep the values of tensors with at most N elements (with --capture auto).",
+            ),
+            click.option(
+                "--jacobian-limit",
+                type=click.IntRange(min=0),
+                default=64,
+                show_default=True,
+                metavar="N",
+                help="Record a node's local Jacobian when both its sides have at most N elements (0: never).",
+            ),
+        ],
+        f,
+    )
+
+
+def drawing_options(f: F) -> F:
+    """The renderer's options: layout, numbers, what to show, theme."""
+    return _apply(
+        [
+            click.option(
+                "--direction",
+                type=SpelledChoice(DIRECTIONS),
+                help="Layout: TB puts the seed at the top and the leaves at the bottom, LR runs left to right.",
+            ),
+            click.option("--precision", type=click.IntRange(1, 17), metavar="DIGITS", help="Significant digits."),
+            click.option(
+                "--max-elements",
+                type=click.IntRange(min=0),
+                metavar="N",
+                help="Print tensors (and Jacobian sides) of up to N elements in full; larger ones as statistics.",
+            ),
+            click.option("--jacobian/--no-jacobian", default=None, help="Show each node's local Jacobian J."),
+            click.option("--edge-labels/--no-edge-labels", default=None, help="Write the gradient on each edge."),
+            click.option("--stats/--no-stats", default=None, help="Statistics line for tensors too large to print."),
+            click.option("--legend/--no-legend", default=None, help="Draw the colour scale and line styles."),
+            click.option("--clusters/--no-clusters", default=None, help="Group nodes by the nn.Module that made them."),
+            click.option(
+                "--theme",
+                type=SpelledChoice(THEMES),
+                help="Colours: light, dark, or transparent (reads on light and dark backgrounds).",
+            ),
+            click.option(
+                "--max-nodes",
+                type=click.IntRange(min=1),
+                metavar="N",
+                help="Refuse to lay out graphs with more than N nodes (Graphviz would take minutes).",
+            ),
+            click.option(
+                "--max-frames",
+                type=click.IntRange(min=1),
+                metavar="N",
+                help="Refuse to draw step frames (--steps, .html) for passes of more than N steps.",
+            ),
+        ],
+        f,
+    )
+
+
+def report_options(f: F) -> F:
+    """-q/--quiet and --json."""
+    return _apply(
+        [
+            click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
+            click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout, for machines."),
+        ],
+        f,
+    )
+
+
+def pass_option(f: F) -> F:
+    """--pass: which passes to keep (repeatable)."""
+    return click.option(
+        "--pass",
+        "passes",
+        type=PassesType(),
+        multiple=True,
+        help="Keep only these passes: a number (3), a range (2-5), an open range (4-) or a comma list; "
+        "repeatable. Default: every pass.",
+    )(f)
+
+
+def format_option(f: F) -> F:
+    """--format: which files to write per pass."""
+    return click.option(
+        "-f",
+        "--format",
+        "formats",
+        multiple=True,
+        metavar="LIST",
+        help=f"Formats to write per pass, comma-separated or repeated: {', '.join(FORMATS)}. [default: svg,json]",
+    )(f)
+
+
+def picked(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The options among `names` the user gave (None means 'not given': the library's default applies)."""
+    return {k: values[k] for k in names if values.get(k) is not None}
+
+
+def drawing_from(values: dict[str, Any]) -> dict[str, Any]:
+    """The drawing keywords for Trace.save from the parsed options."""
+    return picked(values, DRAWING_OPTIONS)

@@ -1,0 +1,228 @@
+"""The output folder: file names, formats, atomic writes, and the never-overwrite-what-is-not-ours rule.
+
+gradtrace keeps a small manifest (`.gradtrace-manifest.json`, one per rank under torch.distributed) listing
+the files it wrote in the folder. Those may be replaced; any other existing file is left alone unless the user
+passes --force. Files from an earlier run of the same source that this run did not write again are removed,
+so the folder always shows one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # runtime import not needed: keeps `gradtrace --help` free of torch
+    import tracer
+
+FORMATS = ("svg", "json", "html", "dot", "png", "pdf")
+DEFAULT_FORMATS = ("svg", "json")
+NEEDS_GRAPHVIZ = frozenset({"svg", "png", "pdf", "html"})
+MANIFEST_FORMAT = "gradtrace.outputs"
+MANIFEST_VERSION = 1
+
+
+class OutputError(Exception):
+    """An output cannot be written: the folder is not writable, or a file that is not ours is in the way."""
+
+
+def parse_formats(values: Iterable[str]) -> tuple[str, ...]:
+    """'svg,json' (and repeated --format values) -> ('svg', 'json'); ValueError names an unknown format."""
+    chosen: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            fmt = part.strip().lower().lstrip(".")
+            if not fmt:
+                continue
+            if fmt not in FORMATS:
+                raise ValueError(f"unknown format: {part.strip()!r} (must be one of {list(FORMATS)})")
+            if fmt not in chosen:
+                chosen.append(fmt)
+    return tuple(chosen) or DEFAULT_FORMATS
+
+
+def default_outdir(source: Path) -> Path:
+    """Where outputs go without -o: a folder next to the script, e.g. train_gradtrace/ for train.py."""
+    return source.parent / f"{source.stem}_gradtrace"
+
+
+def rank_part(rank: int | None) -> str:
+    return "" if rank is None else f".rank{rank}"
+
+
+def pass_stem(source_stem: str, trace: tracer.Trace, rank: int | None) -> str:
+    """'train.pass3', 'train.rank1.pass3', or for a notebook pass 'lesson.pass3.cell7'."""
+    cell = re.fullmatch(r"cell (\d+)", trace.label or "")
+    suffix = f".cell{cell.group(1)}" if cell else ""
+    return f"{source_stem}{rank_part(rank)}.pass{trace.index}{suffix}"
+
+
+def index_name(rank: int | None) -> str:
+    return f"index{rank_part(rank)}.html"
+
+
+def manifest_name(rank: int | None) -> str:
+    return f".gradtrace-manifest{rank_part(rank)}.json"
+
+
+def _read_manifest(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): str(v) for k, v in files.items() if isinstance(k, str) and "/" not in k and "\\" not in k}
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Fail before any work when `folder` cannot be created or written (it is created only when writing)."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OutputError(
+            f"cannot write to {str(folder)!r}: {str(probe)!r} is a file, not a folder; choose another folder with -o"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"cannot write to {str(folder)!r}: no permission to write in {str(probe)!r}; "
+            "choose a folder you can write to with -o"
+        )
+
+
+class OutputFolder:
+    """One run's outputs in one folder: checks names against the manifests, writes atomically, records them."""
+
+    def __init__(self, folder: Path, source: str, *, rank: int | None = None, force: bool = False) -> None:
+        self.folder = folder
+        self.source = source  # the script / notebook / trace the files come from (manifest value)
+        self.rank = rank
+        self.force = force
+        self.written: list[str] = []
+        self.previous: dict[str, str] = {}  # the manifest as it was before this run
+
+    # -- what is ours
+
+    def ours(self) -> set[str]:
+        """Every file name a gradtrace manifest in the folder lists (any rank)."""
+        names: set[str] = set()
+        if self.folder.is_dir():
+            for manifest in sorted(self.folder.glob(".gradtrace-manifest*.json")):
+                names.update(_read_manifest(manifest))
+                names.add(manifest.name)
+        return names
+
+    def check_free(self, names: Iterable[str]) -> None:
+        """Raise OutputError when one of `names` exists and gradtrace did not write it (unless --force)."""
+        if self.force:
+            return
+        ours = self.ours()
+        taken = [n for n in names if n not in ours and (self.folder / n).exists()]
+        if taken:
+            shown = ", ".join(repr(str(self.folder / n)) for n in taken[:3])
+            more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
+            raise OutputError(
+                f"{shown}{more} already exist{'s' if len(taken) == 1 else ''} and gradtrace did not write "
+                f"{'it' if len(taken) == 1 else 'them'}; pass --force to replace, or choose another folder with -o"
+            )
+
+    def check_before_run(self, source_stem: str) -> None:
+        """Before running anything: the folder is writable, and no foreign file has a name this run may use."""
+        check_writable_folder(self.folder)
+        if not self.folder.is_dir():
+            return
+        pattern = re.compile(rf"^{re.escape(source_stem)}{re.escape(rank_part(self.rank))}\.pass\d+\.")
+        candidates = [p.name for p in self.folder.iterdir() if pattern.match(p.name)]
+        self.check_free([*candidates, index_name(self.rank)])
+
+    # -- writing
+
+    def _prepare(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create the output folder {str(self.folder)!r}: {exc.strerror or exc}; "
+                "choose another folder with -o"
+            ) from None
+
+    def _temporary(self, name: str) -> Path:
+        return self.folder / f".~{name}"  # same suffix as the final name: the renderer picks the format by it
+
+    def _commit(self, tmp: Path, name: str, *, record: bool = True) -> Path:
+        final = self.folder / name
+        os.replace(tmp, final)
+        if record:
+            self.written.append(name)
+        return final
+
+    def write_text(self, name: str, text: str, *, record: bool = True) -> Path:
+        return self.write_bytes(name, text.encode("utf-8"), record=record)
+
+    def write_bytes(self, name: str, data: bytes, *, record: bool = True) -> Path:
+        self._prepare()
+        tmp = self._temporary(name)
+        try:
+            tmp.write_bytes(data)
+            return self._commit(tmp, name, record=record)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {str(self.folder / name)!r}: {exc.strerror or exc}") from None
+
+    def save_trace(self, name: str, trace: tracer.Trace, options: dict[str, Any]) -> Path:
+        """Write `trace` as `name`; the format follows the suffix. JSON is the library's own to_json()."""
+        if name.endswith(".json"):
+            return self.write_text(name, trace.to_json())
+        self._prepare()
+        tmp = self._temporary(name)
+        try:
+            trace.save(tmp, **options)
+            return self._commit(tmp, name)
+        except OSError as exc:
+            raise OutputError(f"cannot write {str(self.folder / name)!r}: {exc.strerror or exc}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def save_frames(self, name: str, trace: tracer.Trace, options: dict[str, Any]) -> list[str]:
+        """One picture per executed step of `trace`, named as the renderer names frames (pass1-step01.svg)."""
+        from tracer.render import frame_paths, frames
+
+        pictures = frames(trace, name.rsplit(".", 1)[-1], **options)  # the renderer runs several dot at once
+        names = [p.name for p in frame_paths(Path(name), len(pictures))]
+        for frame_name, data in zip(names, pictures, strict=True):
+            self.write_bytes(frame_name, data)
+        return names
+
+    def _write_manifest(self, files: dict[str, str]) -> None:
+        manifest = self.folder / manifest_name(self.rank)
+        document = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "files": dict(sorted(files.items()))}
+        self.write_text(manifest.name, json.dumps(document, indent=1) + "\n", record=False)
+
+    def begin(self, planned: Iterable[str]) -> None:
+        """List the files about to be written before writing them, so an interrupted run still owns them."""
+        self.check_free(planned)
+        self.previous = _read_manifest(self.folder / manifest_name(self.rank))
+        self._write_manifest({**self.previous, **dict.fromkeys(planned, self.source)})
+
+    def finish(self, *, replace_run: bool) -> list[str]:
+        """Record the files written; with `replace_run`, remove the earlier run's files not written again."""
+        stale = []
+        if replace_run:
+            stale = sorted(n for n, src in self.previous.items() if src == self.source and n not in self.written)
+            for name in stale:
+                (self.folder / name).unlink(missing_ok=True)
+        files = {n: s for n, s in self.previous.items() if n not in stale and (self.folder / n).exists()}
+        files.update(dict.fromkeys(self.written, self.source))
+        self._write_manifest(files)
+        return stale
+
+
+def names_for(stem: str, formats: Sequence[str]) -> list[str]:
+    return [f"{stem}.{fmt}" for fmt in formats]

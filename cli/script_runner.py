@@ -1,0 +1,101 @@
+"""Run a Python script in this process exactly as `python SCRIPT.py ARGS` would, and say how it ended."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import importlib.machinery
+import os
+import sys
+import types
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+INTERRUPTED = 130  # what a shell reports for a program stopped by Ctrl-C (128 + SIGINT)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the user's code ended: its exit code, and the exception that ended it (None after success or sys.exit)."""
+
+    exit_code: int
+    error: BaseException | None = None
+
+
+def exit_code_of(code: object) -> int:
+    """The process exit code Python gives `sys.exit(code)`; a message (not a number) is printed, code 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):  # the OS keeps the low byte: sys.exit(-1) is 255, sys.exit(256) is 0
+        return code % 256
+    print(code, file=sys.stderr)
+    return 1
+
+
+def ended_by(exc: BaseException) -> Outcome:
+    """The outcome for an exception escaping the user's code: SystemExit gives its code, anything else fails."""
+    if isinstance(exc, SystemExit):
+        return Outcome(exit_code_of(exc.code))
+    if isinstance(exc, KeyboardInterrupt):
+        return Outcome(INTERRUPTED, exc)
+    return Outcome(1, exc)
+
+
+def main_module(filename: str, loader: object = None) -> types.ModuleType:
+    """A fresh `__main__` module, as the interpreter makes for the program it runs."""
+    module = types.ModuleType("__main__")
+    module.__file__ = filename
+    module.__builtins__ = builtins  # type: ignore[attr-defined]
+    module.__cached__ = None  # type: ignore[attr-defined]
+    module.__loader__ = loader  # type: ignore[assignment]
+    module.__spec__ = None
+    return module
+
+
+@contextmanager
+def running_as_main(module: types.ModuleType, argv: Sequence[str], directory: str) -> Iterator[None]:
+    """Make `module` the program: sys.argv, sys.path[0], sys.modules['__main__'] (and the working folder the
+    program may change) are all restored afterwards."""
+    saved_argv = sys.argv
+    saved_path0 = sys.path[0] if sys.path else None
+    saved_main = sys.modules.get("__main__")
+    saved_cwd = os.getcwd()  # a script may chdir; our relative paths (the output folder) must still hold after
+    sys.argv = list(argv)
+    # Python puts the script's own folder first on sys.path (in place of the launcher's entry).
+    if sys.path:
+        sys.path[0] = directory
+    else:
+        sys.path.insert(0, directory)
+    sys.modules["__main__"] = module  # pickling and multiprocessing find the user's classes here
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # the folder may be gone; then there is nothing to return to
+            os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        if saved_path0 is None:
+            if sys.path and sys.path[0] == directory:
+                del sys.path[0]
+        elif sys.path:
+            sys.path[0] = saved_path0
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+        else:
+            sys.modules.pop("__main__", None)
+
+
+def run_script(path: Path, args: Sequence[str]) -> Outcome:
+    """Compile and execute the script as `__main__`; exceptions (also SyntaxError) become the Outcome."""
+    filename = os.path.abspath(path)  # Python >= 3.9 gives the main script an absolute __file__
+    module = main_module(filename, importlib.machinery.SourceFileLoader("__main__", filename))
+    directory = os.path.dirname(os.path.realpath(path))
+    with running_as_main(module, [str(path), *args], directory):
+        try:
+            source = Path(filename).read_bytes()
+            code = compile(source, filename, "exec", dont_inherit=True)
+            exec(code, module.__dict__)
+        except BaseException as exc:
+            return ended_by(exc)
+    return Outcome(0)

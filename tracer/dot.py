@@ -1,0 +1,244 @@
+"""A trace as DOT text: pure string work in one linear pass over the trace (no Graphviz, no subprocess).
+
+Node ids follow graph.py: `seed<k>`, `n<id>`, `const<id>_<k>`, and `leaf<k>` for leaves the pass never reached.
+Nodes that carry `Step.module` are grouped into nested clusters named after the module path.
+"""
+
+from __future__ import annotations
+
+from . import tooltips
+from .escape import dot_multiline, dot_string
+from .graph import constant_key, node_key, seed_key
+from .labels import Labels
+from .model import Step, Trace
+from .render_options import RenderOptions
+from .scene import Scene, State
+
+
+def build(trace: Trace, opts: RenderOptions) -> str:
+    """The DOT text of the whole picture (or of one step's frame when `opts.step` is set)."""
+    scene = Scene(trace, opts)
+    return _Builder(scene).build()
+
+
+def _attrs(pairs: list[tuple[str, str]]) -> str:
+    return "[" + ", ".join(f"{k}={v}" for k, v in pairs) + "]"
+
+
+class _Builder:
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+        self.opts = scene.opts
+        self.theme = scene.theme
+        self.labels = Labels(scene)
+
+    def build(self) -> str:
+        t = self.theme
+        out = ["digraph gradtrace {"]
+        out.append(
+            "  graph "
+            + _attrs(
+                [
+                    ("rankdir", self.opts.direction),
+                    ("bgcolor", dot_string(t.background)),
+                    ("fontname", dot_string(t.font)),
+                    ("label", self.labels.title()),
+                    ("labelloc", "t"),
+                    ("nodesep", "0.3"),
+                    ("ranksep", "0.35"),
+                    ("outputorder", "edgesfirst"),
+                    # children in next-edge order: left to right like the columns of J
+                    ("ordering", "out"),
+                ]
+            )
+            + ";"
+        )
+        out.append(f'  node [shape=plain, fontname={dot_string(t.font)}, fontsize=10, fontcolor="{t.text}"];')
+        out.append(f'  edge [fontname={dot_string(t.font)}, fontsize=9, arrowsize=0.7, color="{t.none}"];')
+        for s in self.scene.trace.seeds:
+            out.append(
+                f"  {seed_key(s.index)} "
+                + _attrs(
+                    [
+                        ("id", f'"{seed_key(s.index)}"'),
+                        ("class", '"gt-seed"'),
+                        ("label", self.labels.seed(s)),
+                        ("tooltip", dot_multiline(tooltips.seed(self.scene, s))),
+                    ]
+                )
+                + ";"
+            )
+        self._nodes(out)
+        for key, leaf in self.scene.unreached:
+            out.append(
+                f"  {key} "
+                + _attrs(
+                    [
+                        ("id", f'"{key}"'),
+                        ("class", '"gt-leaf gt-unrun"'),
+                        ("label", self.labels.unreached(leaf)),
+                        ("tooltip", dot_multiline(tooltips.unreached(leaf))),
+                    ]
+                )
+                + ";"
+            )
+        self._edges(out)
+        if self.opts.legend:
+            out.append(
+                "  legend "
+                + _attrs(
+                    [
+                        ("id", '"legend"'),
+                        ("class", '"gt-legend"'),
+                        ("label", self.labels.legend()),
+                        ("tooltip", '"colour: gradient norm on a log10 scale"'),
+                    ]
+                )
+                + ";"
+            )
+            out.append("  { rank=sink; legend; }")
+        out.append("}")
+        return "\n".join(out) + "\n"
+
+    # -- nodes
+
+    def _node_line(self, n: Step, indent: str) -> str:
+        state = self.scene.state(n)
+        kind = "gt-leaf" if n.leaf is not None else "gt-op"
+        return (
+            f"{indent}{node_key(n.id)} "
+            + _attrs(
+                [
+                    ("id", f'"{node_key(n.id)}"'),
+                    ("class", f'"gt-node {kind} gt-{state}"'),
+                    ("label", self.labels.step(n)),
+                    ("tooltip", dot_multiline(tooltips.step(self.scene, n))),
+                ]
+            )
+            + ";"
+        )
+
+    def _nodes(self, out: list[str]) -> None:
+        nodes = self.scene.trace.nodes
+        if not self.opts.clusters or not any(n.module for n in nodes):
+            out.extend(self._node_line(n, "  ") for n in nodes)
+            return
+        members: dict[str, list[Step]] = {}
+        top: list[Step] = []
+        for n in nodes:
+            if n.module:
+                members.setdefault(n.module, []).append(n)
+            else:
+                top.append(n)
+        prefixes: set[str] = set()
+        for module in members:
+            parts = module.split(".")
+            prefixes.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+        ordered = sorted(prefixes)
+        number = {p: i for i, p in enumerate(ordered)}
+        children: dict[str | None, list[str]] = {}
+        for p in ordered:
+            parent = p.rpartition(".")[0] or None
+            children.setdefault(parent if parent in prefixes else None, []).append(p)
+
+        def emit(prefix: str, depth: int) -> None:
+            pad = "  " * (depth + 1)
+            out.append(f"{pad}subgraph cluster_{number[prefix]} {{")
+            out.append(
+                f"{pad}  graph "
+                + _attrs(
+                    [
+                        ("label", self.labels.cluster(prefix)),
+                        ("style", '"rounded,dashed"'),
+                        ("color", f'"{self.theme.none}"'),
+                        ("tooltip", dot_string(f"module {prefix}")),
+                    ]
+                )
+                + ";"
+            )
+            for n in members.get(prefix, ()):
+                out.append(self._node_line(n, pad + "  "))
+            for child in children.get(prefix, ()):
+                emit(child, depth + 1)
+            out.append(f"{pad}}}")
+
+        out.extend(self._node_line(n, "  ") for n in top)
+        for p in children.get(None, ()):
+            emit(p, 0)
+
+    # -- edges
+
+    def _edge_style(
+        self, kind: str, norm: float | None, finite: bool, time: int, target: int | None
+    ) -> tuple[list[tuple[str, str]], str, State]:
+        """DOT attributes, the label colour and the frame state of an edge computed at step `time`."""
+        t = self.theme
+        scale = self.scene.scale
+        state = self.scene.time_state(time) if kind != "pending" else "unrun"
+        attrs: list[tuple[str, str]] = []
+        colour = t.none
+        width = 1.0
+        if kind == "grad":
+            colour = scale.colour(norm, finite)
+            if norm and finite and not scale.empty:
+                width = 1.2 + 1.8 * scale.position(norm)
+        else:
+            attrs.append(("style", "dashed"))
+        if kind == "cut":
+            attrs.append(("arrowhead", "odot"))
+        frame = self.opts.step
+        into_active = frame is not None and target == frame and state == "done"
+        if state == "pending":
+            colour = t.faint
+        elif (state == "active" or into_active) and kind != "cut":
+            colour, width = t.active, 3.0
+            state = "active"
+        attrs += [("color", f'"{colour}"'), ("penwidth", f"{width:.2f}")]
+        return attrs, colour, state
+
+    def _edges(self, out: list[str]) -> None:
+        scene = self.scene
+        show = self.opts.edge_labels
+        for s in scene.trace.seeds:
+            if s.target is None:
+                continue
+            norm = s.v.norm if s.v is not None else None
+            finite = s.v is None or s.v.stats is None or s.v.stats.finite
+            attrs, colour, state = self._edge_style("grad" if s.v is not None else "none", norm, finite, 0, s.target)
+            key = f"e{seed_key(s.index)}"
+            pairs = [("id", f'"{key}"'), ("class", f'"gt-edge gt-{state}"'), *attrs]
+            if show:
+                pairs.append(("label", self.labels.edge(s.v, colour)))
+            pairs.append(("tooltip", dot_multiline(tooltips.seed_edge(scene, s))))
+            out.append(f"  {seed_key(s.index)} -> {node_key(s.target)} " + _attrs(pairs) + ";")
+        for n in scene.trace.nodes:
+            for k, e in enumerate(n.edges):
+                g = n.vjp[k] if k < len(n.vjp) else None
+                if e.target is None:
+                    kind = "cut"
+                    const = constant_key(n.id, k)
+                    out.append(
+                        f"  {const} "
+                        + _attrs(
+                            [
+                                ("id", f'"{const}"'),
+                                ("class", '"gt-const"'),
+                                ("label", self.labels.constant()),
+                                ("tooltip", dot_multiline(tooltips.constant(n, k))),
+                            ]
+                        )
+                        + ";"
+                    )
+                elif not n.executed:
+                    kind = "pending"
+                else:
+                    kind = "grad" if g is not None else "none"
+                norm = g.norm if g is not None else None
+                finite = g is None or g.stats is None or g.stats.finite
+                attrs, colour, state = self._edge_style(kind, norm, finite, n.id, e.target)
+                key = f"e{n.id}_{k}"
+                pairs = [("id", f'"{key}"'), ("class", f'"gt-edge gt-{kind} gt-{state}"'), *attrs]
+                if show and kind in ("grad", "none"):
+                    pairs.append(("label", self.labels.edge(g, colour)))
+                pairs.append(("tooltip", dot_multiline(tooltips.edge(scene, n, k))))
+                out.append(f"  {node_key(n.id)} -> {scene.edge_target_key(n, k)} " + _attrs(pairs) + ";")

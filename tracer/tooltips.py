@@ -1,0 +1,106 @@
+"""The full details behind every node and edge (all statistics, shapes, dtypes, source lines, notes) as lines
+of text: they become SVG <title> tooltips."""
+
+from __future__ import annotations
+
+from .escape import basename_source
+from .format import details, number, shape_text
+from .model import Leaf, Seed, Step, TensorInfo
+from .scene import Scene
+
+DETAIL_PRECISION = 8  # tooltips show more digits than labels
+
+
+def _indented(info: TensorInfo | None) -> list[str]:
+    return ["  " + line for line in details(info, DETAIL_PRECISION)]
+
+
+def seed(scene: Scene, s: Seed) -> list[str]:
+    output = s.name if s.name is not None else f"output {s.index}"
+    lines = [f"seed v for {output} (output {s.index}): {shape_text(s.shape)} {s.dtype}"]
+    if s.implicit:
+        lines.append("gradient=None: torch made v = 1 (only a one-element output gets one automatically)")
+    elif s.implicit is False:
+        lines.append("v given as gradient=")
+    lines.append(f"enters {scene.ref(s.target)}" if s.target is not None else "enters no node (output needs no grad)")
+    return [*lines, "v:", *_indented(s.v)]
+
+
+def step(scene: Scene, n: Step) -> list[str]:
+    lines = [f"step {n.id}: {n.name}" if n.executed else f"node {n.id}: {n.name} (not run)"]
+    lines.append(f"forward: {n.op}")
+    source = basename_source(n.source)
+    if source:
+        lines.append(f"source: {source}")
+    if n.module:
+        lines.append(f"module: {n.module}")
+    for k, v in enumerate(n.v):
+        parts = scene.incoming.get((n.id, k), [])
+        senders = ", ".join(p.origin for p in parts) or "nothing"
+        lines += [f"v[{k}] (gradient arriving for forward output {k}, from {senders}):", *_indented(v)]
+    j = n.jacobian
+    if j is not None:
+        r, c = j.size
+        lines.append(f"local Jacobian J: {r}×{c} (rows: v's elements, columns: vᵀJ's elements; by {_method(n)})")
+    if n.check is not None:
+        verdict = "ok" if n.check.ok else "FAILED"
+        lines.append(
+            f"check vᵀJ = v·J: {verdict} (max error {number(n.check.max_error, 3)}, "
+            f"tolerance {number(n.check.tolerance, 3)})"
+        )
+    for k, _ in enumerate(n.edges):
+        g = n.vjp[k] if k < len(n.vjp) else None
+        lines += [f"vᵀJ[{k}] → {scene.target_text(n, k)}:", *_indented(g)]
+    if n.leaf is not None and n.leaf in scene.trace.leaves:
+        lines += leaf(scene.trace.leaves[n.leaf])
+    for extra in scene.extra_leaves.get(n.id, ()):
+        lines += leaf(extra)
+    if n.note:
+        lines.append(f"note: {n.note}")
+    return lines
+
+
+def _method(n: Step) -> str:
+    return n.check.method if n.check is not None else "one-hot"
+
+
+def leaf(x: Leaf) -> list[str]:
+    lines = [f"{x.kind} {x.name}: {shape_text(x.shape)} {x.dtype}"]
+    if x.grad is None:
+        return [*lines, f"no gradient: {x.reason or 'none arrived'}"]
+    lines += ["gradient of this pass:", *_indented(x.grad)]
+    if x.grad_before is not None or x.grad_total is not None:
+        lines += [".grad before:", *_indented(x.grad_before), ".grad after:", *_indented(x.grad_total)]
+    return lines
+
+
+def edge(scene: Scene, n: Step, k: int) -> list[str]:
+    e = n.edges[k]
+    g = n.vjp[k] if k < len(n.vjp) else None
+    head = f"{scene.ref(n.id)} {n.name} → {scene.target_text(n, k)}"
+    if e.target is None:
+        return [
+            head,
+            f"forward input {k} of {n.name} needs no gradient (a constant, a .detach()ed tensor, or made under "
+            "torch.no_grad()), so nothing is sent there",
+        ]
+    if not n.executed:
+        return [head, "not run: no gradient was computed along this edge"]
+    return [head, f"vᵀJ[{k}], into slot {e.input_nr} of the target:", *_indented(g)]
+
+
+def seed_edge(scene: Scene, s: Seed) -> list[str]:
+    output = s.name if s.name is not None else f"output {s.index}"
+    target = scene.ref(s.target) if s.target is not None else "nothing"
+    return [f"seed v for {output} → {target}", *_indented(s.v)]
+
+
+def constant(n: Step, k: int) -> list[str]:
+    return [
+        f"input {k} of {n.name} (step {n.id}) needs no gradient",
+        "a constant, a .detach()ed tensor, or something computed under torch.no_grad(): the path is cut here",
+    ]
+
+
+def unreached(x: Leaf) -> list[str]:
+    return leaf(x)
