@@ -240,12 +240,8 @@ class WrongBackward(torch.autograd.Function):
         return g * x**2  # should be 3x²
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: a node's J is computed by calling its own backward, so a backward that is wrong but "
-    "linear in v agrees with itself; catching it needs J from the forward (Check.method 'numeric')",
-)
 def test_a_wrong_custom_backward_is_flagged() -> None:
+    """A backward that is wrong but linear in v agrees with its own one-hot J; the forward re-run catches it."""
     x = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
     trace = tracer.trace(WrongBackward.apply(x).sum())
     (wrong,) = [s for s in trace.steps if s.name == "WrongBackwardBackward"]

@@ -7,10 +7,15 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import dataclasses
 import json
+import re
 import signal
+import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +25,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tracer
+import tracer.stepper
+from tests.cli_helpers import invoke
 from tests.fuzzing import TALLY, fuzz_settings
-from tracer import TraceFormatError, serial
+from tests.render_helpers import check_html
+from tracer import TraceFormatError, escape, serial
 
 HANG_GUARD_SECONDS = 60  # not a timing assertion: only turns a hang into a failure instead of a stuck run
 
@@ -353,3 +361,183 @@ def test_the_loader_has_no_way_to_run_code() -> None:
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not names & {"eval", "exec", "compile", "__import__", "import_module", "literal_eval"}
     assert not imported & {"pickle", "marshal", "shelve", "yaml", "importlib", "torch", "dill", "subprocess"}
+
+
+# --------------------------------------------------------------------------- hostile text in pictures and pages
+
+EVIL = "<b>x</b> & \"q\" 'a'\n</script><script>alert(1)</script>"
+_NETWORK = re.compile(r"^\s*(https?:|ftp:|//|data:text/html)", re.IGNORECASE)
+_CSS_FETCH = re.compile(r"@import|url\(\s*['\"]?(?!#)", re.IGNORECASE)
+
+
+class PageScan(HTMLParser):
+    """Everything a browser would act on: tags, text, and attribute values that could fetch something."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.fetches: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self._in_style = tag == "style"
+        for name, value in attrs:
+            value = value or ""
+            fetching = name in ("src", "href", "xlink:href", "action", "formaction", "poster", "data", "srcset")
+            if (fetching and _NETWORK.search(value)) or (name == "style" and _CSS_FETCH.search(value)):
+                self.fetches.append(f"<{tag} {name}={value!r}>")
+            if tag == "link" and name == "href":
+                self.fetches.append(f"<link href={value!r}>")
+
+    handle_startendtag = handle_starttag
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._in_style and _CSS_FETCH.search(data):
+            self.fetches.append(f"<style> {data[:60]!r}")
+
+
+def scan_page(page: str) -> PageScan:
+    """Parse an HTML page strictly (every element closed in order) and check it fetches nothing."""
+    balance = check_html(page)
+    assert not balance.errors and not balance.stack, (balance.errors, balance.stack)
+    scan = PageScan()
+    scan.feed(page)
+    scan.close()
+    assert scan.fetches == [], f"the page loads from the network: {scan.fetches}"
+    return scan
+
+
+def scan_svg(svg: str) -> str:
+    """Parse SVG as XML; returns all its text (labels and tooltips), and checks it references nothing outside."""
+    root = ET.fromstring(svg)
+    for element in root.iter():
+        for name, value in element.attrib.items():
+            if name.endswith("href") and _NETWORK.search(value):
+                raise AssertionError(f"the SVG links to {value!r}")
+    return "\n".join(t for t in root.itertext())
+
+
+def _evil_function(fails: bool) -> Any:
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        if fails:
+            raise ValueError(EVIL)
+        return g * 2
+
+    return type(
+        EVIL, (torch.autograd.Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)}
+    )
+
+
+def hostile_traces() -> list[tracer.Trace]:
+    """Real passes with EVIL as a leaf name, the label, a custom Function's class name, the source file's
+    name and an exception message (in an incomplete pass)."""
+    source = (
+        "x = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+        "with tracer.record(label=EVIL, names={EVIL: x}) as rec:\n"
+        "    (Good.apply(x) * x).sum().backward()\n"
+        "    try:\n"
+        "        Bad.apply(x).sum().backward()\n"
+        "    except ValueError:\n"
+        "        pass\n"
+    )
+    namespace: dict[str, Any] = {"torch": torch, "tracer": tracer, "EVIL": EVIL}
+    namespace.update(Good=_evil_function(fails=False), Bad=_evil_function(fails=True))
+    exec(compile(source, f"{EVIL}.py", "exec"), namespace)  # the file name is hostile too
+    traces: list[tracer.Trace] = namespace["rec"].traces
+    assert [t.complete for t in traces] == [True, False]
+    return traces
+
+
+@pytest.mark.graphviz
+def test_hostile_text_is_shown_literally_in_dot_svg_and_html(tmp_path: Path) -> None:
+    literal = escape.visible(EVIL)  # the newline shows as \n
+    for trace in hostile_traces():
+        dot_text = trace.to_dot()
+        laid_out = subprocess.run(["dot", "-Tsvg"], input=dot_text.encode(), capture_output=True, check=False)
+        assert laid_out.returncode == 0 and laid_out.stderr == b"", laid_out.stderr  # Graphviz reads it cleanly
+
+        shown = scan_svg(trace.svg())
+        assert literal in shown  # the leaf name / label / class name, literally
+        if not trace.complete:
+            assert escape.visible(EVIL.splitlines()[0]) in shown  # the exception's first line, in the note
+
+        baseline = scan_page(tracer.stepper.page(_benign()))
+        page = tracer.stepper.page(trace)
+        scan = scan_page(page)
+        assert scan.tags.count("script") == baseline.tags.count("script")  # no script of EVIL's runs
+        # EVIL's markup arrived as text (the whole name, or the exception's first line in a caption)
+        assert any(literal in t or escape.visible(EVIL.splitlines()[0]) in t for t in scan.text)
+        TALLY["hostile-text pictures and pages checked (DOT, SVG, HTML)"] += 1
+
+
+def _benign() -> tracer.Trace:
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    return tracer.trace((x * x).sum())
+
+
+@pytest.mark.graphviz
+def test_the_cli_output_folder_is_offline_and_escaped(tmp_path: Path) -> None:
+    script = tmp_path / "we<i>rd & 'odd'.py"
+    script.write_text(
+        "import torch\n"
+        f"EVIL = {EVIL!r}\n"
+        "Evil = type(EVIL, (torch.autograd.Function,), {\n"
+        "    'forward': staticmethod(lambda ctx, x: x * 2), 'backward': staticmethod(lambda ctx, g: g * 2)})\n"
+        "x = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+        "Evil.apply(x).sum().backward()\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    result = invoke("run", "-q", "-f", "svg,html,json,dot", "-o", out, script)
+    assert result.exit_code == 0, result.output
+    pages = sorted(out.glob("*.html"))
+    pictures = sorted(out.glob("*.svg"))
+    assert pages and pictures
+    for path in pages:
+        scan = scan_page(path.read_text(encoding="utf-8"))
+        assert "alert(1)" not in "".join(scan.tags)
+    for path in pictures:
+        assert escape.visible(EVIL) in scan_svg(path.read_text(encoding="utf-8"))
+    index = scan_page((out / "index.html").read_text(encoding="utf-8"))
+    assert any("we<i>rd & 'odd'" in t for t in index.text)  # the script's name, literally
+    TALLY["hostile-text pictures and pages checked (DOT, SVG, HTML)"] += len(pages) + len(pictures)
+
+
+@fuzz_settings(25)
+@given(retyped_documents())
+def test_odd_traces_render_and_parse(text: str) -> None:
+    """Whatever loads also draws: DOT always, SVG and the HTML page parse, with nothing from the network."""
+    trace = load_or_refuse(text)
+    if trace is None:
+        return
+    trace.to_dot()
+    try:
+        svg = trace.svg()
+    except tracer.GraphvizMissingError:  # pragma: no cover - the graphviz marker's environment
+        pytest.skip("Graphviz's dot is not installed")
+    scan_svg(svg)
+    if trace.steps:
+        scan_page(tracer.stepper.page(trace))
+    TALLY["odd traces drawn as SVG and HTML, parsed"] += 1
+
+
+@pytest.mark.graphviz
+def test_empty_names_draw() -> None:
+    """Found by test_odd_traces_render_and_parse: an empty name (names={'': x}, or a node named '' in an edited
+    trace) became an empty bold element <B></B>, which Graphviz rejects, so the picture could not be drawn."""
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    trace = tracer.trace((x * x).sum(), names={"": x})
+    assert "" in trace.leaves
+    scan_svg(trace.svg())
+    unnamed = dataclasses.replace(trace, nodes=(dataclasses.replace(trace.nodes[0], name=""), *trace.nodes[1:]))
+    scan_svg(unnamed.svg())
+    scan_page(tracer.stepper.page(unnamed))
