@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import tracer
@@ -64,3 +65,20 @@ def test_integer_values_load_back_as_integers() -> None:
     assert back.to_json() == text
     assert back.seeds[0].v is not None and back.seeds[0].v.values == (1, 3)
     assert [type(v) for v in back.seeds[0].v.values] == [int, int]
+
+
+def test_the_norm_of_large_finite_gradients_does_not_overflow() -> None:
+    """Found while fuzzing the renderer with large norms: squares overflow a float32 long before its elements
+    do (|x| > 1.8e19), so a gradient of finite 1e20s was recorded with norm inf (and drawn as non-finite)."""
+    x = torch.full((100,), 1e20, requires_grad=True)
+    for capture in ("auto", "stats", "full"):
+        x.grad = None
+        t = tracer.trace((x * x.detach()).sum(), capture=capture)  # type: ignore[arg-type]
+        for info in (t.leaves["x"].grad, t.steps[1].vjp[0]):
+            assert info is not None and info.stats is not None
+            assert info.stats.inf == 0 and info.stats.nan == 0
+            assert info.stats.norm == pytest.approx(1e21, rel=1e-6), (capture, info.stats)
+    big = torch.full((100,), 1e200, dtype=torch.float64, requires_grad=True)  # float64 squares overflow too
+    t = tracer.trace((big * big.detach()).sum(), capture="stats")
+    grad = t.leaves["big"].grad
+    assert grad is not None and grad.stats is not None and grad.stats.norm == pytest.approx(1e201, rel=1e-9)

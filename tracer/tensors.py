@@ -160,6 +160,11 @@ def exact_stats(t: torch.Tensor) -> torch.Tensor:
         nan = inf = torch.zeros((), dtype=torch.int64)
     else:
         nan, inf = torch.isnan(x).sum(), torch.isinf(x).sum()
+        if x.device.type == "cpu" and x.is_floating_point() and int(nan) == 0 and int(inf) == 0:
+            # Finite elements, infinite norm: the squares overflowed x's dtype (float32 above |x| ~ 1.8e19).
+            # Rare, so the rescaled copy is affordable here.
+            peak = torch.maximum(mn.abs(), mx.abs()).double()
+            norm = peak * torch.linalg.vector_norm(x.double() / peak)
     return torch.stack(
         [norm.double(), mn.double(), mx.double(), total.double(), nonzero.double(), nan.double(), inf.double()]
     )
@@ -211,18 +216,28 @@ def _batched_stats(entries: list[_Entry]) -> list[Stats]:
     nan = torch.isnan(matrix) & mask
     inf = torch.isinf(matrix) & mask
     sumsq = (matrix * matrix).sum(1)
+    # Squares overflow float64 above |x| ~ 1.3e154 while the elements are finite: also keep the norm rescaled
+    # by each row's largest magnitude, used where the plain sum overflowed.
+    peak = matrix.abs().amax(1)
+    scaled = ((matrix / peak.clamp_min(1e-300).unsqueeze(1)) ** 2).sum(1)
     total = matrix.sum(1)
     zeros = ((matrix == 0) & mask).sum(1)
     mn = matrix.masked_fill(~mask, math.inf).amin(1)
     mx = matrix.masked_fill(~mask, -math.inf).amax(1)
-    table = torch.stack([sumsq, mn, mx, total, zeros.double(), nan.sum(1).double(), inf.sum(1).double()], 1)
+    table = torch.stack(
+        [sumsq, mn, mx, total, zeros.double(), nan.sum(1).double(), inf.sum(1).double(), peak, scaled], 1
+    )
     stats = []
-    for e, (sq, lo, hi, tot, zc, nn, ni), n in zip(entries, table.tolist(), counts, strict=True):
+    for e, (sq, lo, hi, tot, zc, nn, ni, pk, sc), n in zip(entries, table.tolist(), counts, strict=True):
         exact = e.kind == "values"
         scale = 1.0 if exact else e.numel / n
+        if math.isinf(sq) and nn == 0 and ni == 0:
+            norm = pk * math.sqrt(sc * scale)
+        else:
+            norm = math.sqrt(sq * scale) if sq == sq else math.nan
         stats.append(
             Stats(
-                norm=math.sqrt(sq * scale) if sq == sq else math.nan,
+                norm=norm,
                 min=lo,
                 max=hi,
                 mean=tot / n,
