@@ -262,6 +262,18 @@ def _check_tensor(t: Any, where: str) -> None:
         raise TraceFormatError(
             f"{where}.values: {len(t.values)} values for shape {_shape_text(t.shape)} ({numel} elements)"
         )
+    if t.stats is not None:
+        _check_stats(t.stats, f"{where}.stats")
+
+
+def _check_stats(stats: Any, where: str) -> None:
+    """What statistics of real numbers always satisfy (the renderer takes logarithms of norms, for one)."""
+    if stats.norm < 0:  # False for NaN, which a NaN gradient has
+        raise TraceFormatError(f"{where}.norm cannot be negative, found {stats.norm!r}")
+    if not 0 <= stats.zeros <= 1:
+        raise TraceFormatError(f"{where}.zeros is a share between 0 and 1, found {stats.zeros!r}")
+    if stats.nan < 0 or stats.inf < 0 or (stats.sampled is not None and stats.sampled < 1):
+        raise TraceFormatError(f"{where}: counts cannot be negative (nan, inf) or below 1 (sampled)")
 
 
 def _numel(shape: tuple[int, ...]) -> int | None:
