@@ -99,13 +99,14 @@ def load_or_refuse(source: Any) -> tracer.Trace | None:
 
 
 def usable(trace: tracer.Trace) -> None:
-    """What every consumer of a loaded trace relies on works: JSON, repr, the graph view."""
+    """What every consumer of a loaded trace relies on works: JSON, repr, the graph view, the analysis
+    summary and the DOT text (drawing it as SVG and HTML: test_odd_traces_render_and_parse)."""
     text = trace.to_json()
     assert tracer.load(text).to_json() == text
     repr(trace)
     trace.graph  # noqa: B018 - builds the networkx view
-    for step in trace.steps:
-        step.step  # noqa: B018
+    assert trace.summary()
+    assert trace.to_dot().startswith("digraph")
 
 
 # --------------------------------------------------------------------------- valid traces to mutate
@@ -306,6 +307,9 @@ def _edit(text: str, change: Any) -> str:
         ('{"format": "gradtrace.trace", "version": 2, "trace": {}}', "unsupported trace version 2"),
         ("1" * 5000, "no trace file"),
         ("/dev/zero", "not a regular file"),  # would never stop reading
+        (_edit(VALID[0], lambda d: d["trace"]["seeds"][0]["v"]["stats"].update(norm=-1.0)), "norm cannot be negative"),
+        (_edit(VALID[0], lambda d: d["trace"]["seeds"][0]["v"]["stats"].update(zeros=1.5)), "zeros is a share"),
+        (_edit(VALID[0], lambda d: d["trace"]["seeds"][0]["v"]["stats"].update(nan=-2)), "counts cannot be negative"),
         ("[" + "1e999," * 10 + "1]", "not a gradtrace trace"),
     ],
     ids=[
@@ -324,6 +328,9 @@ def _edit(text: str, change: Any) -> str:
         "version-2",
         "digits",
         "dev-zero",
+        "negative-norm",
+        "zeros-share",
+        "negative-count",
         "1e999",
     ],
 )
@@ -541,3 +548,14 @@ def test_empty_names_draw() -> None:
     unnamed = dataclasses.replace(trace, nodes=(dataclasses.replace(trace.nodes[0], name=""), *trace.nodes[1:]))
     scan_svg(unnamed.svg())
     scan_page(tracer.stepper.page(unnamed))
+
+
+def test_a_norm_at_the_float_limit_draws() -> None:
+    """Found by test_odd_traces_render_and_parse: the legend's ticks are 10**log10(norm), and for a norm at
+    float64's maximum that power overflows by rounding (OverflowError); a real gradient can be that large."""
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    c = torch.tensor([sys.float_info.max, 1.0], dtype=torch.float64)
+    trace = tracer.trace((x * c).sum())
+    grad = trace.leaves["x"].grad
+    assert grad is not None and grad.stats is not None and grad.stats.norm == sys.float_info.max
+    assert trace.to_dot().startswith("digraph")
