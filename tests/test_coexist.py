@@ -121,6 +121,9 @@ def test_checkpoint(reentrant: bool) -> None:
         assert node.op == "CheckpointFunction.apply" and node.note is not None and "torch-internal" in node.note
         assert inner.index == 2 and sum(s.name == "AccumulateGrad" for s in inner.steps) == 5  # 4 params, x
         assert all(inner.leaves[f"model.{n}"].grad is not None for n in ("0.weight", "0.bias", "3.weight"))
+        # the outer pass does not claim the parameters got nothing: it points at the nested pass
+        reason = outer.leaves["model.0.weight"].reason
+        assert reason is not None and "nested backward pass" in reason and "checkpoint" in reason
     else:  # one pass; saved tensors are recomputed once and may not be unpacked again for a Jacobian
         (trace,) = traces
         assert sum(s.name == "AccumulateGrad" for s in trace.steps) == 5

@@ -272,6 +272,7 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     frame = user_frame(sys._getframe(1))
     pas = _PassRecorder(call, innermost.options, NameBook(innermost.names, frame), frame_source(frame))
     running = _running_passes()
+    parent = running[-1] if running else None  # a pass started from inside a node of this one
     try:
         pas.install()
         running.append(pas)
@@ -285,6 +286,8 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         raise
     pas.remove()
     _finish_and_deliver(pas, recorders, indices, result, None)
+    if parent is not None:
+        parent.nested_reached |= pas.reached
     return result
 
 
@@ -348,6 +351,10 @@ _BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+NESTED_REASON = (
+    "not on this pass's graph, but it got its gradient in a nested backward pass that a node of this pass "
+    "started (a reentrant torch.utils.checkpoint does this): see the pass recorded after this one"
+)
 COMPILED_OP = "torch.compile: a compiled region, its whole backward in one node"
 COMPILED_NOTE = (
     "torch.compile runs the backward of this compiled region as one function: the steps inside it are not "
@@ -449,6 +456,8 @@ class _PassRecorder:
         self.input_nodes: list[tuple[torch.Tensor | Any, tuple[int, int] | None]] = []
         self.thread = threading.get_ident()
         self.task: int | None = None  # the engine's id of this pass, learnt when its first node runs
+        self.reached: set[int] = set()  # id() of the leaves this pass accumulated into (kept after release)
+        self.nested_reached: set[int] = set()  # ... and those that passes started inside it accumulated into
 
     # -- before the pass
 
@@ -593,6 +602,7 @@ class _PassRecorder:
     # -- after the pass
 
     def finish(self, result: Any, error: BaseException | None) -> Trace:
+        self.reached = {id(st.variable) for st in self.states if st.variable is not None and st.started}
         ids = self._assign_ids()
         infos = self.table.finish()
         totals = {
@@ -780,7 +790,9 @@ class _PassRecorder:
                     shape=tuple(t.shape),
                     dtype=dtype_name(t.dtype),
                     node=None,
-                    reason="not on any path from the outputs (not used to compute them, or only through "
+                    reason=NESTED_REASON
+                    if id(t) in self.nested_reached
+                    else "not on any path from the outputs (not used to compute them, or only through "
                     "detach() / torch.no_grad())",
                 )
         return leaves
