@@ -82,3 +82,13 @@ def test_the_norm_of_large_finite_gradients_does_not_overflow() -> None:
     t = tracer.trace((big * big.detach()).sum(), capture="stats")
     grad = t.leaves["big"].grad
     assert grad is not None and grad.stats is not None and grad.stats.norm == pytest.approx(1e201, rel=1e-9)
+
+
+def test_a_fan_in_of_plus_and_minus_infinity_is_summarised() -> None:
+    """Found by test_hostile (odd traces must summarise), then with a real pass: sqrt'(0) is +inf in one branch
+    and -inf in the other, the engine's sum is NaN, and the accumulation check's math.fsum raised ValueError
+    ('-inf + inf in fsum'), so trace.summary() failed."""
+    x = torch.tensor([0.0, 1.0], requires_grad=True)
+    t = tracer.trace((x.sqrt() - x.sqrt()).sum())
+    assert x.grad is not None and x.grad.isnan()[0]
+    assert "accumulation" in t.summary()

@@ -9,6 +9,7 @@ this pass's gradient added to it (why the tutorials zero .grad between passes).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -93,6 +94,15 @@ def accumulation_points(trace: Trace) -> list[AccumulationPoint]:
     return sorted(points, key=lambda p: (p.node, p.slot, p.kind != "fan-in"))
 
 
+def _fsum(values: Iterable[float]) -> float:
+    """math.fsum, but +inf and -inf add up to NaN as in the engine (fsum raises ValueError for them)."""
+    items = list(values)
+    try:
+        return math.fsum(items)
+    except ValueError:
+        return sum(items)
+
+
 def _part(trace: Trace, a: Inflow) -> Part:
     return Part(a.label(trace), a.grad, seed=a.seed, node=a.source, edge=a.edge)
 
@@ -115,8 +125,8 @@ def _checked(
     precision = eps(total.dtype)
     if total.values is not None and all(g.values is not None for g in present):
         n = len(total.values)
-        computed = [math.fsum(g.values[i] for g in present if g.values) for i in range(n)]  # type: ignore[index]
-        size = [math.fsum(abs(g.values[i]) for g in present if g.values) for i in range(n)]  # type: ignore[index]
+        computed = [_fsum(g.values[i] for g in present if g.values) for i in range(n)]  # type: ignore[index]
+        size = [_fsum(abs(g.values[i]) for g in present if g.values) for i in range(n)]  # type: ignore[index]
         errors = [_error(c, float(t)) for c, t in zip(computed, total.values, strict=True)]
         # The engine adds in the gradient's dtype, one rounding per addition.
         tolerance = len(present) * precision * max(size, default=0.0) + 1e-300
@@ -129,8 +139,8 @@ def _checked(
         )
     stats = [g.stats for g in present]
     if total.stats is not None and total.stats.exact and all(s is not None and s.exact for s in stats):
-        mean = math.fsum(s.mean for s in stats if s is not None)
-        magnitude = math.fsum(max(abs(s.min), abs(s.max)) for s in stats if s is not None)
+        mean = _fsum(s.mean for s in stats if s is not None)
+        magnitude = _fsum(max(abs(s.min), abs(s.max)) for s in stats if s is not None)
         # Each recorded mean comes from a sum in the tensor's dtype: pairwise summation errs by ~log2(n) eps.
         rounding = (len(present) + 1) * (math.log2(max(total.numel, 2)) + 1) * precision
         return _with(
