@@ -237,6 +237,7 @@ def validate(trace: Trace) -> None:
         if len(n.vjp) > len(n.edges):
             raise TraceFormatError(f"{where}.vjp: {len(n.vjp)} entries for {len(n.edges)} edges")
         _check_jacobian(n, where)
+    _check_acyclic(trace)
     for s in trace.seeds:
         if s.target is not None and s.target not in known:
             raise TraceFormatError(f"trace.seeds[{s.index}].target: {s.target} is not a node of this trace")
@@ -248,6 +249,30 @@ def validate(trace: Trace) -> None:
             raise TraceFormatError(f"trace.leaves[{name!r}].node: {leaf.node} is not a node of this trace")
         for label in ("grad", "grad_before", "grad_total"):
             _check_tensor(getattr(leaf, label), f"trace.leaves[{name!r}].{label}")
+
+
+def _check_acyclic(trace: Trace) -> None:
+    """A backward graph has no cycles (the analysis sorts it topologically): Kahn's algorithm, no recursion."""
+    targets = {n.id: [e.target for e in n.edges if e.target is not None] for n in trace.nodes}
+    incoming = dict.fromkeys(targets, 0)
+    for ts in targets.values():
+        for t in ts:
+            incoming[t] += 1
+    ready = [i for i, count in incoming.items() if count == 0]
+    seen = 0
+    while ready:
+        i = ready.pop()
+        seen += 1
+        for t in targets[i]:
+            incoming[t] -= 1
+            if incoming[t] == 0:
+                ready.append(t)
+    if seen < len(targets):
+        stuck = sorted(i for i, count in incoming.items() if count > 0)
+        shown = ", ".join(map(str, stuck[:8])) + (", ..." if len(stuck) > 8 else "")
+        raise TraceFormatError(
+            f"trace.nodes: the edges form a cycle (nodes {shown} are on it or after it); a backward graph has none"
+        )
 
 
 def _check_tensor(t: Any, where: str) -> None:
