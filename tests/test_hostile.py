@@ -310,6 +310,7 @@ def _edit(text: str, change: Any) -> str:
         (_edit(VALID[0], lambda d: d["trace"]["seeds"][0]["v"]["stats"].update(norm=-1.0)), "norm cannot be negative"),
         (_edit(VALID[0], lambda d: d["trace"]["seeds"][0]["v"]["stats"].update(zeros=1.5)), "zeros is a share"),
         (_edit(VALID[0], lambda d: d["trace"]["seeds"][0]["v"]["stats"].update(nan=-2)), "counts cannot be negative"),
+        (_edit(VALID[0], lambda d: d["trace"]["nodes"][1]["edges"][0].update(target=1)), "form a cycle"),
         ("[" + "1e999," * 10 + "1]", "not a gradtrace trace"),
     ],
     ids=[
@@ -331,6 +332,7 @@ def _edit(text: str, change: Any) -> str:
         "negative-norm",
         "zeros-share",
         "negative-count",
+        "cycle",
         "1e999",
     ],
 )
