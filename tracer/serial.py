@@ -237,7 +237,6 @@ def validate(trace: Trace) -> None:
         if len(n.vjp) > len(n.edges):
             raise TraceFormatError(f"{where}.vjp: {len(n.vjp)} entries for {len(n.edges)} edges")
         _check_jacobian(n, where)
-    _check_acyclic(trace)
     for s in trace.seeds:
         if s.target is not None and s.target not in known:
             raise TraceFormatError(f"trace.seeds[{s.index}].target: {s.target} is not a node of this trace")
@@ -248,7 +247,41 @@ def validate(trace: Trace) -> None:
         if leaf.node is not None and leaf.node not in known:
             raise TraceFormatError(f"trace.leaves[{name!r}].node: {leaf.node} is not a node of this trace")
         for label in ("grad", "grad_before", "grad_total"):
-            _check_tensor(getattr(leaf, label), f"trace.leaves[{name!r}].{label}")
+            t = getattr(leaf, label)
+            _check_tensor(t, f"trace.leaves[{name!r}].{label}")
+            if t is not None and t.shape != leaf.shape:
+                raise TraceFormatError(
+                    f"trace.leaves[{name!r}].{label}: shape {_shape_text(t.shape)}, but the leaf's shape is "
+                    f"{_shape_text(leaf.shape)} (a gradient has its tensor's shape)"
+                )
+
+    _check_acyclic(trace)
+    _check_flow_shapes(trace)
+
+
+def _check_flow_shapes(trace: Trace) -> None:
+    """A gradient sent along an edge (or a seed) has the shape of the input slot it arrives at: the engine
+    sums broadcast gradients down to it before the node's hooks see them."""
+    by_id = {n.id: n for n in trace.nodes}
+    arrivals = [
+        (f"trace.nodes[{n.id - 1}].edges[{k}]", e.target, e.input_nr, n.vjp[k] if k < len(n.vjp) else None)
+        for n in trace.nodes
+        if n.executed
+        for k, e in enumerate(n.edges)
+    ]
+    arrivals += [(f"trace.seeds[{s.index}]", s.target, s.input_nr, s.v) for s in trace.seeds]
+    for where, target, nr, grad in arrivals:
+        node = by_id.get(target) if target is not None else None
+        if node is None or not node.executed:
+            continue
+        if not 0 <= nr < max(len(node.v), 1):
+            raise TraceFormatError(f"{where}: input_nr {nr}, but node {node.id} has {len(node.v)} input(s)")
+        slot = node.v[nr] if nr < len(node.v) else None
+        if grad is not None and slot is not None and grad.shape != slot.shape:
+            raise TraceFormatError(
+                f"{where}: sends a {_shape_text(grad.shape)} gradient to node {node.id}, whose input {nr} is "
+                f"{_shape_text(slot.shape)}"
+            )
 
 
 def _check_acyclic(trace: Trace) -> None:
