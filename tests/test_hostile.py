@@ -311,6 +311,11 @@ def _edit(text: str, change: Any) -> str:
         (_edit(VALID[0], lambda d: d["trace"]["seeds"][0]["v"]["stats"].update(zeros=1.5)), "zeros is a share"),
         (_edit(VALID[0], lambda d: d["trace"]["seeds"][0]["v"]["stats"].update(nan=-2)), "counts cannot be negative"),
         (_edit(VALID[0], lambda d: d["trace"]["nodes"][1]["edges"][0].update(target=1)), "form a cycle"),
+        (
+            _edit(VALID[0], lambda d: d["trace"]["nodes"][1]["edges"][0].update(target=4)),
+            "node 4, whose input 0 is [2]",
+        ),
+        (_edit(VALID[0], lambda d: d["trace"]["leaves"]["x"].update(shape=[3])), "the leaf's shape is [3]"),
         ("[" + "1e999," * 10 + "1]", "not a gradtrace trace"),
     ],
     ids=[
@@ -333,6 +338,8 @@ def _edit(text: str, change: Any) -> str:
         "zeros-share",
         "negative-count",
         "cycle",
+        "edge-shape",
+        "leaf-shape",
         "1e999",
     ],
 )
