@@ -260,9 +260,18 @@ def validate(trace: Trace) -> None:
 
 
 def _check_flow_shapes(trace: Trace) -> None:
-    """A gradient sent along an edge (or a seed) has the shape of the input slot it arrives at: the engine
-    sums broadcast gradients down to it before the node's hooks see them."""
+    """Every gradient arriving at one input slot (along edges, as a seed) has that slot's shape: the engine sums
+    them there, after summing broadcast gradients down to the input's shape. A leaf's slot has its shape."""
     by_id = {n.id: n for n in trace.nodes}
+    expected: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
+    for n in trace.nodes:
+        if n.executed:
+            for nr, t in enumerate(n.v):
+                if t is not None:
+                    expected[(n.id, nr)] = (t.shape, f"node {n.id}'s input {nr}")
+    for name, leaf in trace.leaves.items():
+        if leaf.node is not None:
+            expected.setdefault((leaf.node, leaf.input_nr), (leaf.shape, f"leaf {_quoted(name)}"))
     arrivals = [
         (f"trace.nodes[{n.id - 1}].edges[{k}]", e.target, e.input_nr, n.vjp[k] if k < len(n.vjp) else None)
         for n in trace.nodes
@@ -271,16 +280,18 @@ def _check_flow_shapes(trace: Trace) -> None:
     ]
     arrivals += [(f"trace.seeds[{s.index}]", s.target, s.input_nr, s.v) for s in trace.seeds]
     for where, target, nr, grad in arrivals:
-        node = by_id.get(target) if target is not None else None
-        if node is None or not node.executed:
+        if target is None:
             continue
-        if not 0 <= nr < max(len(node.v), 1):
+        node = by_id[target]
+        if node.executed and not 0 <= nr < max(len(node.v), 1):
             raise TraceFormatError(f"{where}: input_nr {nr}, but node {node.id} has {len(node.v)} input(s)")
-        slot = node.v[nr] if nr < len(node.v) else None
-        if grad is not None and slot is not None and grad.shape != slot.shape:
+        if grad is None:
+            continue
+        shape, what = expected.setdefault((target, nr), (grad.shape, where))
+        if grad.shape != shape:
             raise TraceFormatError(
-                f"{where}: sends a {_shape_text(grad.shape)} gradient to node {node.id}, whose input {nr} is "
-                f"{_shape_text(slot.shape)}"
+                f"{where}: sends a {_shape_text(grad.shape)} gradient to node {target}, but {what} is "
+                f"{_shape_text(shape)}"
             )
 
 
