@@ -313,9 +313,10 @@ def _edit(text: str, change: Any) -> str:
         (_edit(VALID[0], lambda d: d["trace"]["nodes"][1]["edges"][0].update(target=1)), "form a cycle"),
         (
             _edit(VALID[0], lambda d: d["trace"]["nodes"][1]["edges"][0].update(target=4)),
-            "node 4, whose input 0 is [2]",
+            "to node 4, but",
         ),
         (_edit(VALID[0], lambda d: d["trace"]["leaves"]["x"].update(shape=[3])), "the leaf's shape is [3]"),
+        (_edit(VALID[3], lambda d: d["trace"]["seeds"][0].update(target=3)), "gradient to node 3, but"),
         ("[" + "1e999," * 10 + "1]", "not a gradtrace trace"),
     ],
     ids=[
@@ -340,6 +341,7 @@ def _edit(text: str, change: Any) -> str:
         "cycle",
         "edge-shape",
         "leaf-shape",
+        "seed-into-unexecuted-slot",
         "1e999",
     ],
 )
