@@ -55,26 +55,11 @@ def check_drawing(drawing: dict[str, Any]) -> None:
         raise click.UsageError(str(exc)) from None
 
 
-def warn_own_options(args: tuple[str, ...], script: Path, reporter: Reporter) -> None:
-    """Options after SCRIPT go to the script (as with python); say so when one of them is also one of ours."""
-    ctx = click.get_current_context(silent=True)
-    params = ctx.command.params if ctx is not None else []
-    own = {flag for p in params for flag in (*p.opts, *p.secondary_opts) if flag.startswith("-")}
-    ours = [a for a in args if a.split("=", 1)[0] in own]
-    if ours:
-        reporter.notice(
-            f"{', '.join(ours)} after {script.name} went to the script, as with `python {script.name} ...`; "
-            f"gradtrace's own options go before the script: gradtrace {ctx.info_name if ctx else 'run'} "
-            "[OPTIONS] SCRIPT [ARGS]..."
-        )
-
-
 def record(source: Path, args: tuple[str, ...], options: dict[str, Any], reporter: Reporter) -> Recording:
     """Run the script or notebook inside tracer.record(); show its traceback (ours removed) when it raised."""
     from .recording import record_source
     from .tracebacks import show_user_exception
 
-    warn_own_options(args, source, reporter)
     with reporter.user_output():
         recording = record_source(source, list(args), picked(options, RECORDER_OPTIONS), notify=reporter.notice)
     if recording.outcome.error is not None:

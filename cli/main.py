@@ -18,8 +18,9 @@ from .passes import PassRange
 from .report import Reporter
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-# `gradtrace run [OPTIONS] SCRIPT ARGS...`: everything after SCRIPT belongs to the script, as with `python`.
-SCRIPT_CONTEXT = {**CONTEXT, "allow_interspersed_args": False}
+# `gradtrace run SCRIPT [ARGS]... -o OUTDIR`: gradtrace's options may stand before or after SCRIPT; anything else,
+# and everything after `--`, is the script's (`gradtrace run train.py -o out -- -o model.pt`).
+SCRIPT_CONTEXT = {**CONTEXT, "ignore_unknown_options": True}
 
 
 def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -85,7 +86,8 @@ def run(
     The script runs exactly as `python SCRIPT.py ARGS` would (same sys.argv, __name__ == "__main__", its folder
     first on sys.path, its exit code). A notebook's code cells run in order in one namespace; IPython magics and
     shell lines are skipped. One file per pass and format goes into OUTDIR, with an index.html linking them.
-    Everything after SCRIPT is passed to it; gradtrace's options go before SCRIPT.
+    gradtrace's options may come before or after SCRIPT; every other argument is passed to the script, and so is
+    everything after `--` (for script options that share a name with gradtrace's: `... -o out -- -o model.pt`).
 
     Under torch.distributed (e.g. torchrun) every rank writes its own files, with the rank in their names.
     """
@@ -126,7 +128,11 @@ def run(
     type=click.Path(path_type=Path, dir_okay=False),
     help="The file to write; its suffix picks the format (.svg .png .pdf .dot .html .json). [default: TRACE.svg]",
 )
-@click.option("--steps", is_flag=True, help="Also draw each step on its own (frames; the HTML page steps through).")
+@click.option(
+    "--steps",
+    is_flag=True,
+    help="Also draw each step as its own picture (OUT-step01.svg, ...; svg, png, pdf, dot); .html always steps.",
+)
 @click.option("--step", type=click.IntRange(min=1), metavar="K", help="Draw the graph as it is at step K.")
 @click.option("--force", is_flag=True, help="Replace an existing file that gradtrace did not write.")
 @drawing_options
@@ -159,6 +165,8 @@ def render(
             f"unknown output format: {target.suffix or '(no suffix)'!r} (must be one of {['.' + f for f in FORMATS]})",
             param_hint="'-o'",
         )
+    if steps and fmt == "json":
+        raise click.UsageError("--steps draws one picture per step; a .json file holds the whole trace")
     with clear_errors(reporter):
         trace = tracer.load(trace_file)
         folder = OutputFolder(target.parent, trace_file.name, force=force)
@@ -198,7 +206,8 @@ def analyze(
 ) -> None:
     """Print the summary and health report of a saved trace, or of every backward pass of a script.
 
-    A script or notebook runs as with `gradtrace run` (arguments after it go to it); nothing is written.
+    A script or notebook runs as with `gradtrace run` (arguments that are not gradtrace's, and everything after
+    `--`, go to it); nothing is written.
     """
     import tracer
 

@@ -2,8 +2,9 @@
 
 The .ipynb JSON is read here (nbformat 4, and the older 3). IPython-only syntax — cell magics (`%%time`),
 line magics (`%matplotlib inline`), shell lines (`!pip install ...`) and help (`x?`) — is skipped with a notice;
-the line is blanked rather than removed, so line numbers in tracebacks still match the notebook. Each cell is
-compiled under its own name, registered in linecache, so a traceback points at the cell and line.
+the line is blanked rather than removed, so line numbers in tracebacks still match the notebook. gradtrace's
+own `%%gradtrace [NAME]` cells run as Jupyter runs them: inside tracer.record(), NAME holding the Recorder. Each
+cell is compiled under its own name, registered in linecache, so a traceback points at the cell and line.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import linecache
 import os
 import re
+import shlex
 import tokenize
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,37 @@ class Cell:
     text: str  # what the notebook holds
     code: str | None  # what runs: IPython-only lines blanked; None when the whole cell is IPython-only
     skipped: tuple[str, ...] = ()  # one notice per skipped line or cell
+    recorder: RecorderCell | None = None  # a %%gradtrace cell: run inside its own tracer.record()
+
+
+@dataclass(frozen=True)
+class RecorderCell:
+    """What a `%%gradtrace [--steps] [--capture C] [NAME]` line asks: record the cell, keep the Recorder as NAME."""
+
+    name: str | None
+    capture: str
+
+
+def gradtrace_magic(line: str) -> RecorderCell | None:
+    """Parse a `%%gradtrace` line as tracer's cell magic does (tracer/magic.py, which needs IPython); None when
+    the line is not one, or not a well-formed one (that cell is then skipped like any other cell magic)."""
+    words = shlex.split(line.strip()[2:])
+    if not words or words[0] != "gradtrace":
+        return None
+    name, capture, rest = None, "auto", words[1:]
+    while rest:
+        word = rest.pop(0)
+        if word == "--steps":
+            continue  # how the passes are displayed: nothing to display here, the run writes them
+        if word == "--capture" and rest and rest[0] in ("auto", "stats", "full"):
+            capture = rest.pop(0)
+        elif word.startswith("--capture=") and word.split("=", 1)[1] in ("auto", "stats", "full"):
+            capture = word.split("=", 1)[1]
+        elif name is None and word.isidentifier():
+            name = word
+        else:
+            return None
+    return RecorderCell(name, capture)
 
 
 def cell_filename(path: Path, number: int) -> str:
@@ -64,6 +97,10 @@ def python_code(text: str) -> tuple[str | None, tuple[str, ...]]:
     lines = text.split("\n")
     first = next((line for line in lines if line.strip()), "")
     if first.lstrip().startswith("%%"):
+        if gradtrace_magic(first) is not None:  # blank the magic line; the body is ordinary Python
+            k = lines.index(first)
+            lines[k] = ""
+            return python_code("\n".join(lines))
         return None, (f"skipped the whole cell: IPython cell magic {first.strip()!r}",)
     notices = []
     for k, line in enumerate(lines):
@@ -121,7 +158,9 @@ def read_notebook(path: Path) -> list[Cell]:
             continue
         text = _cell_text(cell, "input" if key == "input" and "input" in cell else "source")
         code, skipped = python_code(text)
-        cells.append(Cell(number, text, code, skipped))
+        first = next((line for line in text.split("\n") if line.strip()), "")
+        magic = gradtrace_magic(first) if first.lstrip().startswith("%%") else None
+        cells.append(Cell(number, text, code, skipped, magic))
     return cells
 
 
@@ -159,12 +198,29 @@ def run_cells(
             filename = cell_filename(path, cell.number)
             _register(filename, cell.text)
             try:
-                _run_cell(cell.code, filename, module.__dict__)
+                if cell.recorder is None:
+                    _run_cell(cell.code, filename, module.__dict__)
+                else:
+                    _run_recorded_cell(cell.code, filename, module.__dict__, cell.recorder)
             except BaseException as exc:
                 outcome = ended_by(exc)
                 if outcome.exit_code != 0 or outcome.error is not None:
                     return outcome, cell
     return Outcome(0), None
+
+
+def _run_recorded_cell(code: str, filename: str, namespace: dict[str, Any], magic: RecorderCell) -> None:
+    """What `%%gradtrace` does in Jupyter: the cell runs inside its own record() (the run's record() still
+    sees every pass), and NAME holds that Recorder afterwards, also when the cell raised."""
+    import tracer
+
+    rec = tracer.record(capture=magic.capture)  # type: ignore[arg-type]
+    try:
+        with rec:
+            _run_cell(code, filename, namespace)
+    finally:
+        if magic.name:
+            namespace[magic.name] = rec
 
 
 def _run_cell(code: str, filename: str, namespace: dict[str, Any]) -> None:

@@ -69,9 +69,16 @@ def running_as_main(module: types.ModuleType, argv: Sequence[str], directory: st
     else:
         sys.path.insert(0, directory)
     sys.modules["__main__"] = module  # pickling and multiprocessing find the user's classes here
+    # Our package's name is a common one: a script with its own cli.py must import that, not us.
+    ours = {name: mod for name, mod in sys.modules.items() if name == __package__ or name.startswith(f"{__package__}.")}
+    for name in ours:
+        del sys.modules[name]
     try:
         yield
     finally:
+        for name in [n for n in sys.modules if n == __package__ or n.startswith(f"{__package__}.")]:
+            del sys.modules[name]
+        sys.modules.update(ours)
         with contextlib.suppress(OSError):  # the folder may be gone; then there is nothing to return to
             os.chdir(saved_cwd)
         sys.argv = saved_argv

@@ -51,14 +51,15 @@ def big() -> dict[str, Any]:
         "tensor_mib": x.numel() * x.element_size() / 2**20,
         "json_bytes": len(trace.to_json().encode()),
         "values_kept_of_big_tensors": sum(1 for i in _infos(trace) if i.numel > 64 and i.values is not None),
-        "leaf_stats_exact": leaf.stats.exact,
+        "leaf_norm_exact": leaf.stats.norm_exact,
         "leaf_norm": leaf.stats.norm,
         "leaf_norm_torch": float(torch.linalg.vector_norm(x.grad)),  # torch's own, in the gradient's float32
         "leaf_norm_error": abs(leaf.stats.norm - float(torch.linalg.vector_norm(x.grad.double()))) / leaf.stats.norm,
         "leaf_min_max_torch": [leaf.stats.min, leaf.stats.max, float(x.grad.min()), float(x.grad.max())],
-        "intermediate_estimates": [
-            (i.stats.exact, i.stats.sampled) for s in trace.steps for i in s.vjp if i is not None and i.stats
-        ],
+        "estimates": [
+            (i.stats.sampled, i.stats.norm_exact) for s in trace.steps for i in s.vjp if i is not None and i.stats
+        ]
+        + [(leaf.stats.sampled, leaf.stats.norm_exact)],
     }
 
 

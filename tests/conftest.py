@@ -10,7 +10,7 @@ import pytest
 from torch.autograd.variable import Variable
 
 from tests.fuzzing import PROFILE, TALLY
-from tracer import recorder
+from tracer import pass_recorder, recorder
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -23,24 +23,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture
 def hook_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every call of a hook gradtrace registered, as 'pre'/'post': after a pass has ended it must stay empty."""
+    """Every call of a hook gradtrace registered (one post-hook per node): after its pass it must stay empty."""
     calls: list[str] = []
-    original = recorder._PassRecorder._hooks
+    original = pass_recorder.PassRecorder._hook
 
-    def counting(self: Any, i: int, st: Any) -> tuple[Any, Any]:
-        pre, post = original(self, i, st)
-
-        def counted_pre(g: Any) -> Any:
-            calls.append("pre")
-            return pre(g)
+    def counting(self: Any, i: int, st: Any) -> Any:
+        post = original(self, i, st)
 
         def counted_post(a: Any, b: Any) -> Any:
             calls.append("post")
             return post(a, b)
 
-        return counted_pre, counted_post
+        return counted_post
 
-    monkeypatch.setattr(recorder._PassRecorder, "_hooks", counting)
+    monkeypatch.setattr(pass_recorder.PassRecorder, "_hook", counting)
     yield calls
 
 

@@ -24,12 +24,12 @@ def mlp(batch: int = 2) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     return model, torch.randn(batch, 3), torch.randn(batch, 2)
 
 
-def transformer() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+def transformer(sequence: int = 3) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     layer = torch.nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
-    src = torch.randn(1, 3, 16)
+    src = torch.randn(1, sequence, 16)
     # A weighted sum, not mean(out**2): after the final LayerNorm, mean(out**2) is nearly constant.
-    return layer, src, torch.randn(1, 3, 16)
+    return layer, src, torch.randn(1, sequence, 16)
 
 
 def record_mlp(**options: object) -> Recorded:
@@ -39,8 +39,8 @@ def record_mlp(**options: object) -> Recorded:
     return Recorded(model, trace, {f"mlp.{n}": p.grad.clone() for n, p in model.named_parameters()})
 
 
-def record_transformer(**options: object) -> Recorded:
-    layer, src, weights = transformer()
+def record_transformer(sequence: int = 3, **options: object) -> Recorded:
+    layer, src, weights = transformer(sequence)
     loss = (layer(src) * weights).sum()
     trace = tracer.trace(loss, names={"layer": layer}, **options)  # type: ignore[arg-type]
     return Recorded(layer, trace, {f"layer.{n}": p.grad.clone() for n, p in layer.named_parameters()})

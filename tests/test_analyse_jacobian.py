@@ -217,3 +217,16 @@ def test_a_users_own_batched_grad_inside_record_passes_through() -> None:
         (g,) = torch.autograd.grad(y, x, torch.eye(3), is_grads_batched=True)
     assert torch.allclose(g, torch.diag(x.detach().cos()))
     assert rec.traces == []
+
+
+def test_transformer_layer_input_jacobian() -> None:
+    from tests.models import transformer
+
+    layer, src, _ = transformer()
+    result = tracer.jacobian(lambda s: layer(s)[0, :, :4], src, jacobian_limit=0)
+    assert result.shape == (12, 48) and result.method == "vmap"
+    assert result.check is not None and result.check.ok, repr(result)
+    assert result.replay_max_error is not None and result.replay_max_error <= 1e-6
+    expected = torch.autograd.functional.jacobian(lambda s: layer(s)[0, :, :4], src).reshape(12, 48)
+    assert torch.allclose(result.matrix, expected, atol=1e-6)
+    assert all(p.grad is None for p in layer.parameters())  # nothing accumulated into the model

@@ -141,3 +141,31 @@ def test_analyze_a_notebook(tmp_path: Path) -> None:
     passes = json.loads(result.stdout)["passes"]
     assert [(p["index"], p["label"]) for p in passes] == [(1, "cell 3"), (2, "cell 6")]
     assert not (tmp_path / "lesson_gradtrace").exists()
+
+
+def test_gradtrace_magic_cells_run_and_bind_their_recorder(tmp_path: Path) -> None:
+    """`%%gradtrace acc` in Jupyter runs the cell inside record() and keeps the Recorder as `acc`."""
+    cells = [
+        "import torch\nx = torch.tensor([1.0, 2.0], requires_grad=True)",
+        "%%gradtrace --capture stats acc\n(x * 3).sum().backward()\n(x * 4).sum().backward()",
+        "print('passes', len(acc.traces), acc.traces[1].options.capture)",
+    ]
+    notebook = tmp_path / "magic.ipynb"
+    notebook.write_text(
+        json.dumps(
+            {
+                "nbformat": 4,
+                "nbformat_minor": 5,
+                "metadata": {},
+                "cells": [
+                    {"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None}
+                    for c in cells
+                ],
+            }
+        )
+    )
+    result = invoke("run", "-f", "json", "-o", tmp_path / "out", notebook)
+    assert result.exit_code == 0, result.output
+    assert "passes 2 stats" in result.stdout
+    written = sorted(p.name for p in (tmp_path / "out").glob("magic.pass*.json"))
+    assert written == ["magic.pass1.cell2.json", "magic.pass2.cell2.json"]

@@ -155,3 +155,13 @@ def test_without_graphviz(saved: tuple[tracer.Trace, Path], tmp_path: Path) -> N
     done = run_subprocess("render", path, "-o", tmp_path / "g.dot", env={"PATH": str(empty)})
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "g.dot").read_text() == trace.to_dot()
+
+
+def test_steps_need_a_picture_format(saved: tuple[tracer.Trace, Path], tmp_path: Path) -> None:
+    _, path = saved
+    result = invoke("render", path, "-o", tmp_path / "again.json", "--steps")
+    assert result.exit_code == 2
+    assert "--steps draws one picture per step; a .json file holds the whole trace" in result.stderr
+    result = invoke("render", path, "-o", tmp_path / "frames.dot", "--steps")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.glob("frames*.dot"))[0] == "frames-step01.dot"

@@ -19,6 +19,14 @@ from tests.cli_helpers import ROOT, invoke, our_frames, run_subprocess, write_sc
 
 TUTORIAL_SCRIPT = ROOT / "tests" / "scripts" / "tutorial_cases.py"
 
+ARGV_ECHO = """
+import sys
+import torch
+print("argv", sys.argv[1:])
+x = torch.tensor([1.0], requires_grad=True)
+(x * 2).sum().backward()
+"""
+
 TWO_PASSES = """
     import sys
     import torch
@@ -77,7 +85,8 @@ def test_the_script_sees_what_python_gives_it(tmp_path: Path) -> None:
         [sys.executable, str(script), *argv], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     expected = json.loads(reference.stdout)
-    result = invoke("run", "-q", "-f", "json", "-o", tmp_path / "out", script, *argv)
+    # "-o inner" is also one of gradtrace's options: after `--` it is the script's
+    result = invoke("run", "-q", "-f", "json", "-o", tmp_path / "out", script, "--", *argv)
     assert result.exit_code == 0, result.output
     seen = json.loads(result.stdout.splitlines()[0])
     expected["cwd"] = seen["cwd"]  # the test process runs elsewhere; the script must not be moved there
@@ -293,18 +302,28 @@ def test_json_report_is_the_only_thing_on_stdout(tmp_path: Path) -> None:
 
 def test_quiet_prints_nothing_of_ours(tmp_path: Path) -> None:
     script = write_script(tmp_path, "two.py", TWO_PASSES)
-    result = invoke("run", "-q", "-f", "json", "-o", tmp_path / "out", script, "-o", "x")
+    result = invoke("run", "-q", "-f", "json", "-o", tmp_path / "out", script, "--", "-o", "x")
     assert result.exit_code == 0
     assert result.stdout == "grad [5.0, 7.0]\n"
     assert result.stderr == ""
 
 
-def test_our_options_after_the_script_go_to_it_with_a_notice(tmp_path: Path) -> None:
-    script = write_script(tmp_path, "two.py", TWO_PASSES)
-    result = invoke("run", "-f", "json", "-o", tmp_path / "out", script, "--format", "csv", "--force")
-    assert result.exit_code == 0
-    assert "--format, --force after two.py went to the script" in result.stderr
-    assert "gradtrace run [OPTIONS] SCRIPT [ARGS]" in result.stderr
+def test_our_options_may_follow_the_script_as_in_the_design(tmp_path: Path) -> None:
+    """`gradtrace run SCRIPT.py [ARGS]... -o OUTDIR --format ...`: ours are recognised after the script too."""
+    script = write_script(tmp_path, "argv.py", ARGV_ECHO)
+    result = invoke("run", script, "--epochs", "3", "-o", tmp_path / "out", "--format", "json", "-q", "data.csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "argv ['--epochs', '3', 'data.csv']\n"
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json") if not p.name.startswith(".")) == [
+        "argv.pass1.json"
+    ]
+
+
+def test_after_a_double_dash_everything_is_the_scripts(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "argv.py", ARGV_ECHO)
+    result = invoke("run", "-q", "-f", "json", "-o", tmp_path / "out", script, "--", "-o", "model.pt", "--format", "x")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "argv ['-o', 'model.pt', '--format', 'x']\n"
 
 
 # --------------------------------------------------------------------------- failures
@@ -362,7 +381,7 @@ def test_a_known_torch_error_carries_the_explanation(tmp_path: Path) -> None:
     result = invoke("run", "-f", "json", "-o", tmp_path / "out", script)
     assert result.exit_code == 1
     assert "RuntimeError: grad can be implicitly created only for scalar outputs" in result.stderr
-    assert "gradtrace: The output is not a scalar, so backward needs a seed v" in result.stderr
+    assert "gradtrace: The output has shape [3], so backward needs a seed v of that same shape" in result.stderr
     assert "y.backward(gradient=torch.ones_like(y))" in result.stderr
     assert "ran without a backward pass before it stopped" in result.stderr
 
@@ -519,3 +538,15 @@ def test_json_report_of_a_failure(tmp_path: Path) -> None:
     result = invoke("run", "--json", script)
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"].startswith("forward.py ran without a backward pass")
+
+
+def test_a_script_with_its_own_cli_module(tmp_path: Path) -> None:
+    (tmp_path / "cli.py").write_text("GREETING = 'the script folder cli.py'\n")
+    script = write_script(tmp_path, "uses_cli.py", "import cli\nprint(cli.GREETING)\n" + textwrap.dedent(TWO_PASSES))
+    result = invoke("run", "-f", "json", "-o", tmp_path / "out", script)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("the script folder cli.py\n")
+    assert len(load_outputs(tmp_path / "out")) == 2
+    import cli.main  # ours again afterwards
+
+    assert hasattr(cli.main, "cli")

@@ -113,7 +113,7 @@ def test_nan_caught_by_anomaly_mode(hook_calls: list[str]) -> None:
     sqrt = next(s for s in partial.steps if s.name == "SqrtBackward0")
     assert sqrt.vjp[0].stats.nan == 1  # the trace shows where the NaN came from
     assert sqrt.source is not None and sqrt.source.startswith(__file__)  # anomaly mode's forward line
-    assert hook_calls.count("pre") == len(partial.steps)
+    assert hook_calls.count("post") >= 3  # SqrtBackward0 finished; then the check raised
     _fault()
 
 
@@ -341,8 +341,10 @@ def test_a_leaf_shared_by_two_threads(other_recorded: bool) -> None:
     assert grad == plain  # 5 from B, then 6 from A
     assert a.complete and a.notes == ()
     assert [s.name for s in a.steps] == ["SumBackward0", "MulBackward0", "MulBackward0", "AccumulateGrad"]
-    assert a.leaves["x"].grad.values == (6.0, 6.0)
-    assert a.leaves["x"].grad_before.values == (5.0, 5.0) and a.leaves["x"].grad_total.values == (11.0, 11.0)
+    leaf = a.leaves["x"]
+    assert leaf.grad.values == (6.0, 6.0)  # A's own gradient only
+    # .grad when A's pass started, and after it: B's 5 landed in between, which the trace shows as it is
+    assert leaf.grad_before is None and leaf.grad_total.values == (11.0, 11.0)
     if other_recorded:
         (b_trace,) = b
         assert [s.name for s in b_trace.steps] == ["SumBackward0", "MulBackward0", "AccumulateGrad"]

@@ -109,3 +109,21 @@ def test_a_pass_that_raises_inside_a_block_is_kept_incomplete() -> None:
         (x * 2).sum().backward()
     assert [t.complete for t in rec.traces] == [False, True]
     assert rec.traces[0].error == "ArithmeticError: bad backward"
+
+
+def test_errors_inside_a_block_are_explained_and_entry_points_restored() -> None:
+    original_backward, original_grad = torch.autograd.backward, torch.autograd.grad
+    x = torch.ones(3, requires_grad=True)
+    with tracer.record() as rec, pytest.raises(RuntimeError, match="implicitly created") as info:
+        (x * 2).backward()
+    assert "shape [3]" in "\n".join(info.value.__notes__)  # the output's shape: the note knows the output
+    assert rec.traces == []  # the error came before the engine ran: no pass
+    assert torch.autograd.backward is original_backward and torch.autograd.grad is original_grad
+
+
+def test_seeds_made_by_torch_are_known_inside_a_block() -> None:
+    x = torch.ones(2, requires_grad=True)
+    with tracer.record() as rec:
+        (x * 2).sum().backward()
+        (x * 2).backward(torch.ones(2))
+    assert [t.seeds[0].implicit for t in rec.traces] == [True, False]

@@ -138,3 +138,21 @@ def test_output_that_is_a_leaf() -> None:
     assert [s.name for s in trace.steps] == ["AccumulateGrad"]
     assert trace.seeds[0].target == 1
     assert trace.leaves["x"].grad.values == (5.0, 6.0)
+
+
+def test_infinite_local_derivative_is_not_a_wrong_backward() -> None:
+    """sqrt at 0: J holds inf (and 0/0 from a one-hot row), so that element cannot be checked; the rest is."""
+    x = torch.tensor([0.0, 4.0], requires_grad=True)
+    trace = tracer.trace(x.sqrt().sum())
+    sqrt = next(s for s in trace.steps if s.name == "SqrtBackward0")
+    assert sqrt.check is not None and sqrt.check.ok, sqrt.check
+    assert sqrt.note is not None and "without 1 element(s) where J holds Inf or NaN" in sqrt.note
+    assert trace.leaves["x"].grad.values == (float("inf"), 0.25)
+
+
+def test_a_node_whose_whole_jacobian_is_infinite_is_not_checked() -> None:
+    # J = [[inf, nan], [nan, inf]] (one-hot rows divide 0 by 0): v·J is NaN everywhere, torch sent [inf, inf]
+    x = torch.tensor([0.0, 0.0], requires_grad=True)
+    trace = tracer.trace(x.sqrt().sum())
+    sqrt = next(s for s in trace.steps if s.name == "SqrtBackward0")
+    assert sqrt.check is None and sqrt.note == "vᵀJ not checked: every column of J holds Inf or NaN"

@@ -17,7 +17,9 @@ import torch
 
 import tracer
 from tests.render_helpers import case_trace
+from tracer.render import frames
 from tracer.render_options import OPTION_NAMES
+from tracer.style import THEMES
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("GRADTRACE_UPDATE_GOLDEN") == "1"
@@ -176,7 +178,7 @@ def test_nan_and_failed_check_in_warning_colour() -> None:
     x = torch.tensor([0.0, 4.0], requires_grad=True)
     t = tracer.trace(Squared.apply(x.sqrt()), torch.tensor([3.0, 1.0]))
     text = t.to_dot()
-    warning = tracer.style.THEMES["light"].warning
+    warning = THEMES["light"].warning
     bad = [n for n in t.steps if n.check is not None and not n.check.ok]
     assert bad, "the non-linear backward should fail the vᵀJ check"
     line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"n{bad[0].id} [id="))
@@ -205,7 +207,8 @@ def test_incomplete_trace_highlights_raising_node() -> None:
     text = t.to_dot()
     raised = next(n for n in t.nodes if n.note and n.note.startswith("raised"))
     line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"n{raised.id} [id="))
-    assert tracer.style.THEMES["light"].warning in line and "backward of Fails is broken" in line
+    assert THEMES["light"].warning in line and "backward of Fails is broken" in line
+    assert "v[0&#93; from step" in line and "[2&#93;" in line  # what arrived before it raised: d(2·y)/dy = 2
     assert "incomplete" in text.splitlines()[1]
 
 
@@ -308,11 +311,13 @@ def test_save_dot_and_json(tmp_path: Path) -> None:
     trace, _, _ = case_trace("square")
     assert trace.save(tmp_path / "g.dot").read_text(encoding="utf-8") == trace.to_dot()
     assert tracer.load(trace.save(tmp_path / "g.json")).to_dot() == trace.to_dot()
-    frames = tracer.render.frames(trace, "dot")
+    pictures = frames(trace, "dot")
     first = trace.save(tmp_path / "f.dot", steps=True)
     assert first.name == "f-step01.dot"
-    assert [p.name for p in sorted(tmp_path.glob("f-step*.dot"))] == ["f-step01.dot", "f-step02.dot"][: len(frames)]
-    assert first.read_bytes() == frames[0]
+    assert [p.name for p in sorted(tmp_path.glob("f-step*.dot"))] == ["f-step01.dot", "f-step02.dot"][: len(pictures)]
+    assert first.read_bytes() == pictures[0]
+    with pytest.raises(TypeError, match=r"steps=True makes one picture per step"):
+        trace.svg(steps=True)
 
 
 def test_frames_mark_done_active_pending() -> None:
@@ -330,13 +335,13 @@ def test_frames_mark_done_active_pending() -> None:
 def test_node_limit(tmp_path: Path) -> None:
     trace, _, _ = case_trace("z_ones")
     count = len(trace.nodes) + len(trace.seeds) + sum(1 for n in trace.nodes for e in n.edges if e.target is None)
-    with pytest.raises(tracer.errors.DrawingTooLargeError, match=rf"{count} nodes to draw, more than max_nodes=3"):
+    with pytest.raises(tracer.DrawingTooLargeError, match=rf"{count} nodes to draw, more than max_nodes=3"):
         trace.svg(max_nodes=3)
-    with pytest.raises(tracer.errors.DrawingTooLargeError, match=rf"raise the limit with max_nodes={count}"):
+    with pytest.raises(tracer.DrawingTooLargeError, match=rf"raise the limit with max_nodes={count}"):
         trace.save(tmp_path / "g.png", max_nodes=3)
     assert trace.to_dot(max_nodes=3)  # DOT has no limit
-    with pytest.raises(tracer.errors.DrawingTooLargeError, match="max_frames=1"):
-        tracer.render.frames(trace, "dot", max_frames=1)
+    with pytest.raises(tracer.DrawingTooLargeError, match="max_frames=1"):
+        frames(trace, "dot", max_frames=1)
 
 
 # -- escaping
@@ -368,11 +373,12 @@ def test_dot_escapes_user_text() -> None:
 def test_escaped_names_show_literally_in_svg() -> None:
     from tests.render_helpers import SVG, svg_root
 
-    root = svg_root(_nasty_trace().svg())
-    shown = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
     literal = "<b>&\"x'\\n</script>\\N ]"  # the newline shows as \n
-    assert literal in shown
-    assert any(literal in (t.text or "") for t in root.iter(f"{SVG}title"))
+    for detail in ("full", "compact"):
+        root = svg_root(_nasty_trace().svg(detail=detail))
+        shown = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+        assert any(literal in line for line in shown), (detail, shown)
+        assert any(literal in (t.text or "") for t in root.iter(f"{SVG}title"))
 
 
 # -- without Graphviz
@@ -391,3 +397,30 @@ def test_missing_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert trace.save(tmp_path / "g.dot").exists() and trace.save(tmp_path / "g.json").exists()
     with pytest.raises(tracer.GraphvizMissingError):
         trace.save(tmp_path / "g.html")
+
+
+def test_compact_detail_for_large_graphs() -> None:
+    """Above COMPACT_ABOVE nodes the picture keeps names and norms but drops tables and edge labels."""
+    from tracer.render_options import COMPACT_ABOVE
+
+    x = torch.linspace(-1, 1, 8, requires_grad=True)
+    h = x
+    for _ in range(COMPACT_ABOVE // 2 + 1):
+        h = torch.sin(h) * 1.5
+    t = tracer.trace(h.sum())
+    assert len(t.nodes) > COMPACT_ABOVE
+    auto = _labels(t.to_dot())
+    assert auto == _labels(t.to_dot(detail="compact"))
+    assert "‖v‖" in auto and "‖vᵀJ‖" in auto and "J  →" not in auto
+    assert not re.search(r"^\s+n\d+ -> n\d+ .*label=", auto, re.M)
+    full = _labels(t.to_dot(detail="full"))
+    assert "J  →" in full and re.search(r"^\s+n\d+ -> n\d+ .*label=", full, re.M)
+    small, _, _ = case_trace("square")
+    assert small.to_dot() == small.to_dot(detail="full")
+    tips = t.to_dot()
+    assert "values [" not in tips and "‖·‖" in tips  # compact tooltips: every statistic, one line per tensor
+    assert "values [" in t.to_dot(detail="full")
+    leaf_line = next(ln for ln in auto.splitlines() if "gt-leaf" in ln)
+    assert "x [8] · ‖grad‖ " in leaf_line and "shape=box" in leaf_line
+    with pytest.raises(ValueError, match=r"unknown detail: 'some' \(must be one of \['auto', 'full', 'compact'\]\)"):
+        t.to_dot(detail="some")

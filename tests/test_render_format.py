@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracer.escape import basename_source, dot_string, label_text, page_text, visible
+from tracer.escape import basename_source, dot_string, label_text, page_text, plain_label, visible
 from tracer.format import grid, inline, nested, number, percent, shape_text, stats_text
 from tracer.model import Stats, TensorInfo
 from tracer.style import THEMES, ColourScale
@@ -48,8 +48,11 @@ def test_shapes_and_shares() -> None:
 def test_stats_text_marks_estimates_and_problems() -> None:
     exact = Stats(norm=6.3246, min=-4, max=4, mean=0, zeros=0.2, nan=0, inf=0)
     assert stats_text(exact, 3) == "‖·‖ 6.32 · min -4 · max 4 · mean 0 · 20% zeros"
-    sampled = Stats(norm=1.5, min=0, max=1, mean=0.5, zeros=0, nan=2, inf=1, exact=False, sampled=1024)
+    sampled = Stats(norm=1.5, min=0, max=1, mean=0.5, zeros=0, nan=2, inf=1, sampled=1024, norm_exact=False)
     assert stats_text(sampled, 2) == "‖·‖ ≈1.5 · min ≈0 · max ≈1 · mean ≈0.5 · ≈0% zeros · ≈2 NaN · ≈1 Inf"
+    # a leaf's gradient: sampled, but its norm (and so the NaN/Inf counts) read from every element
+    leaf = Stats(norm=1.5, min=0, max=1, mean=0.5, zeros=0, nan=0, inf=0, sampled=1024, norm_exact=True)
+    assert stats_text(leaf, 2) == "‖·‖ 1.5 · min ≈0 · max ≈1 · mean ≈0.5 · ≈0% zeros"
 
 
 def _info(values: tuple[float, ...], shape: tuple[int, ...]) -> TensorInfo:
@@ -72,6 +75,7 @@ def test_escaping() -> None:
     assert visible(nasty) == "<b>&\"x'\\n\\N ]"
     assert label_text(nasty) == "&lt;b&gt;&amp;&quot;x&#39;\\\\n\\\\N &#93;"
     assert dot_string(nasty) == '"<b>&\\"x\'\\\\\\\\n\\\\\\\\N ]"'
+    assert plain_label([nasty, "two"]) == '"<b>&\\"x\'\\\\n\\\\N ]\\ntwo"'
     assert page_text(nasty) == "&lt;b&gt;&amp;&quot;x&#x27;\\n\\N ]"
     assert basename_source("/home/me/project/train.py:12") == "train.py:12"
     assert basename_source("C:\\work\\nb.py:3") == "nb.py:3" and basename_source("<stdin>") == "<stdin>"

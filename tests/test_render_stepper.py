@@ -10,6 +10,7 @@ import torch
 
 import tracer
 from tests.render_helpers import case_trace, check_html, groups, svg_root
+from tracer.render import options as checked_options
 from tracer.stepper import caption, fragment, page
 
 pytestmark = pytest.mark.graphviz
@@ -55,7 +56,7 @@ def test_page_is_self_contained_and_deterministic(tmp_path: Path) -> None:
 
 def test_captions_tell_the_step_in_words() -> None:
     trace, leaves, _ = case_trace("many_points_ones_like")
-    opts = tracer.render.options(trace, {})
+    opts = checked_options(trace, {})
     first = caption(trace, trace.steps[0], opts)
     assert first == (
         "Step 1 of 2: PowBackward0 (forward: pow) receives v = [1, 1, 1, 1, 1] and sends vᵀJ = "
@@ -91,7 +92,7 @@ def test_page_escapes_user_text() -> None:
 
 def test_stepper_limits_and_options() -> None:
     trace, _, _ = case_trace("z_ones")
-    with pytest.raises(tracer.errors.DrawingTooLargeError, match=r"ran 6 steps, more than max_frames=2"):
+    with pytest.raises(tracer.DrawingTooLargeError, match=r"ran 6 steps, more than max_frames=2"):
         page(trace, max_frames=2)
     dark = page(trace, theme="dark")
     assert "background:#0d1117" in dark
@@ -106,3 +107,13 @@ def test_no_steps_shows_the_picture() -> None:
     check_html(html)
     assert "ran no step" in html and not FRAME.search(html)
     assert len(SVG_BLOCK.findall(html)) == 1
+
+
+def test_the_page_does_not_depend_on_the_folder_the_script_ran_in() -> None:
+    import dataclasses
+
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    trace = tracer.trace((x * x).sum())
+    here = dataclasses.replace(trace, source="/tmp/ra/s.py:3")
+    there = dataclasses.replace(trace, source="/home/someone/rb/s.py:3")
+    assert page(here) == page(there)

@@ -12,6 +12,7 @@ import tracer
 from tests.render_helpers import SVG, case_trace, groups, svg_root, texts, title
 from tracer.format import nested, number
 from tracer.model import TensorInfo
+from tracer.render import frames
 
 pytestmark = pytest.mark.graphviz
 
@@ -121,7 +122,7 @@ def test_frames_share_one_layout() -> None:
     """Every frame has the same node positions, so stepping does not make the picture jump."""
     trace, _, _ = case_trace("z_ones")
     positions = []
-    for data in tracer.render.frames(trace):
+    for data in frames(trace):
         g = groups(svg_root(data.decode("utf-8")))
         positions.append(
             {k: [(t.attrib["x"], t.attrib["y"]) for t in el.iter(f"{SVG}text")] for k, el in g.items() if k[0] == "n"}

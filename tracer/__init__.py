@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .accumulation import AccumulationPoint, accumulation_points
 from .diff import GraphMismatch, TraceDiff, diff
-from .errors import GradtraceError, GraphvizMissingError, TraceFormatError
+from .errors import DrawingTooLargeError, GradtraceError, GraphvizMissingError, TraceFormatError
 from .health import Flag, Health, health
 from .jacobian import JacobianResult, jacobian
 from .model import Check, Edge, Jacobian, Leaf, Options, Seed, Stats, Step, TensorInfo, Trace
@@ -20,6 +22,7 @@ __all__ = [
     "Check",
     "Decomposition",
     "DecompositionUnavailable",
+    "DrawingTooLargeError",
     "Edge",
     "Flag",
     "GradtraceError",
@@ -58,3 +61,10 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext tracer` in IPython/Jupyter: adds the %%gradtrace cell magic (IPython is imported only here)."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import numpy as np
+
 from .graph import Inflow, inflows
 from .model import TensorInfo, Trace
 from .textfmt import eps, num, table, tensor
@@ -123,17 +125,22 @@ def _checked(
             return _with(point, note="the sum was not recorded (the pass stopped before this node ran)")
         return _with(point, note="no part carried a gradient")
     precision = eps(total.dtype)
-    if total.values is not None and all(g.values is not None for g in present):
-        n = len(total.values)
-        computed = [_fsum(g.values[i] for g in present if g.values) for i in range(n)]  # type: ignore[index]
-        size = [_fsum(abs(g.values[i]) for g in present if g.values) for i in range(n)]  # type: ignore[index]
-        errors = [_error(c, float(t)) for c, t in zip(computed, total.values, strict=True)]
+    total_values = total.flat()
+    part_values = [g.flat() for g in present]
+    if total_values is not None and all(p is not None and p.shape == total_values.shape for p in part_values):
+        parts_matrix = np.stack(part_values)  # type: ignore[arg-type]
+        computed = parts_matrix.sum(axis=0)
+        size = np.abs(parts_matrix).sum(axis=0)
+        gap = np.abs(computed - total_values)
+        # the same non-finite value on both sides (NaN in a part gives NaN in the sum) agrees
+        agree = (computed == total_values) | (np.isnan(computed) & np.isnan(total_values))
+        gap[agree] = 0.0
         # The engine adds in the gradient's dtype, one rounding per addition.
-        tolerance = len(present) * precision * max(size, default=0.0) + 1e-300
+        tolerance = len(present) * precision * (float(size.max()) if size.size else 0.0) + 1e-300
         return _with(
             point,
-            computed=tuple(computed),
-            max_error=_max(errors),
+            computed=tuple(float(c) for c in computed) if total.values is not None else None,
+            max_error=float(gap.max()) if gap.size else 0.0,
             tolerance=tolerance,
             checked_by="values",
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import GradtraceError
 from .model import TensorInfo, Trace
 from .textfmt import num, table, tensor
@@ -163,17 +165,12 @@ def _difference(
         return None
     if x is None or y is None:
         return None, False
-    if x.values is not None and y.values is not None and len(x.values) == len(y.values):
-        worst = 0.0
-        changed = False
-        for p, q in zip(x.values, y.values, strict=True):
-            p, q = float(p), float(q)
-            if p == q or (math.isnan(p) and math.isnan(q)):
-                continue
-            gap = abs(q - p)
-            worst = max(worst, gap) if not math.isnan(gap) else math.nan
-            if not gap <= atol + rtol * abs(q):
-                changed = True
+    xv, yv = x.flat(), y.flat()
+    if xv is not None and yv is not None and xv.shape == yv.shape:
+        gap = np.abs(yv - xv)
+        gap[(xv == yv) | (np.isnan(xv) & np.isnan(yv))] = 0.0  # equal, or NaN on both sides
+        changed = bool(np.any(~(gap <= atol + rtol * np.abs(yv))))
+        worst = float(np.nan if np.isnan(gap).any() else gap.max()) if gap.size else 0.0
         return (worst, False) if changed else None
     sx, sy = x.stats, y.stats
     if sx is None or sy is None:

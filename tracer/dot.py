@@ -43,6 +43,7 @@ class _Builder:
                     ("bgcolor", dot_string(t.background)),
                     ("fontname", dot_string(t.font)),
                     ("label", self.labels.title()),
+                    ("tooltip", dot_multiline(tooltips.trace(self.scene))),
                     ("labelloc", "t"),
                     ("nodesep", "0.3"),
                     ("ranksep", "0.35"),
@@ -77,7 +78,7 @@ class _Builder:
                         ("id", f'"{key}"'),
                         ("class", '"gt-leaf gt-unrun"'),
                         ("label", self.labels.unreached(leaf)),
-                        ("tooltip", dot_multiline(tooltips.unreached(leaf))),
+                        ("tooltip", dot_multiline(tooltips.unreached(self.scene, leaf))),
                     ]
                 )
                 + ";"
@@ -111,7 +112,7 @@ class _Builder:
                 [
                     ("id", f'"{node_key(n.id)}"'),
                     ("class", f'"gt-node {kind} gt-{state}"'),
-                    ("label", self.labels.step(n)),
+                    *self.labels.node_attrs(n),
                     ("tooltip", dot_multiline(tooltips.step(self.scene, n))),
                 ]
             )
@@ -198,7 +199,7 @@ class _Builder:
 
     def _edges(self, out: list[str]) -> None:
         scene = self.scene
-        show = self.opts.edge_labels
+        show = self.opts.edge_labels and not scene.compact  # edge labels double Graphviz's layout work
         for s in scene.trace.seeds:
             if s.target is None:
                 continue

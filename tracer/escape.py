@@ -24,9 +24,27 @@ def dot_string(text: str) -> str:
     return f'"{text}"'
 
 
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
 def dot_multiline(lines: list[str]) -> str:
-    """A quoted DOT string of several lines (for tooltips): each line escaped, joined by Graphviz's `\\n`."""
-    return '"' + "\\n".join(dot_string(line)[1:-1] for line in lines) + '"'
+    """A quoted DOT string of several lines (for tooltips), escaped like dot_string, lines joined by `\\n`.
+
+    A newline inside one line's text shows as `\\n` like everywhere else; one pass over the joined text
+    because tooltips are the bulk of a large graph's DOT.
+    """
+    text = "\n".join(line.replace("\n", "\\n") for line in lines)
+    text = _CONTROL_BUT_NEWLINE.sub(lambda m: repr(m.group(0))[1:-1], text)
+    text = text.replace("\\", "\\\\\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def plain_label(lines: list[str]) -> str:
+    """A quoted plain-text DOT label of several lines. Graphviz reads labels once less than tooltips (no
+    second pass over `\\\\`), so here two backslashes show as one, and `\\N` after them stays literal."""
+    text = "\n".join(visible(line) for line in lines)
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
 
 
 def label_text(text: str) -> str:

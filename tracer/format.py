@@ -12,19 +12,17 @@ APPROX = "≈"
 
 def number(x: Scalar, precision: int) -> str:
     """`precision` significant digits, no trailing zeros, a compact exponent ('1.5e4'), and 0 for -0.0."""
+    if x.__class__ is float:  # the common case first: this runs for every number in every picture
+        text = f"{x:.{precision}g}"  # also gives 'nan', 'inf', '-inf'
+        if "e" in text:
+            mantissa, _, exponent = text.partition("e")
+            return f"{mantissa}e{int(exponent)}"
+        return "0" if text == "-0" else text
     if isinstance(x, bool):
         return "True" if x else "False"
     if isinstance(x, int):
         return str(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    text = f"{x:.{precision}g}"
-    mantissa, e, exponent = text.partition("e")
-    return f"{mantissa}e{int(exponent)}" if e else text
+    return number(float(x), precision)
 
 
 def shape_text(shape: Shape) -> str:
@@ -93,13 +91,14 @@ def _nest(values: list[str], shape: Shape) -> str:
 
 
 def norm_text(stats: Stats, precision: int) -> str:
-    mark = "" if stats.exact else APPROX
+    mark = "" if stats.exact or stats.norm_exact else APPROX
     return f"‖·‖ {mark}{number(stats.norm, precision)}"
 
 
 def stats_text(stats: Stats, precision: int) -> str:
     """One compact line: norm, min, max, mean, zeros, and NaN/Inf counts when there are any."""
     mark = "" if stats.exact else APPROX
+    counts_mark = "" if stats.exact or stats.norm_exact else APPROX  # an exact norm makes the counts exact
     parts = [
         norm_text(stats, precision),
         f"min {mark}{number(stats.min, precision)}",
@@ -108,9 +107,9 @@ def stats_text(stats: Stats, precision: int) -> str:
         f"{mark}{percent(stats.zeros)} zeros",
     ]
     if stats.nan:
-        parts.append(f"{mark}{stats.nan} NaN")
+        parts.append(f"{counts_mark}{stats.nan} NaN")
     if stats.inf:
-        parts.append(f"{mark}{stats.inf} Inf")
+        parts.append(f"{counts_mark}{stats.inf} Inf")
     return " · ".join(parts)
 
 
@@ -135,20 +134,40 @@ def inline(info: TensorInfo | None, precision: int, max_elements: int) -> str:
     return text
 
 
+def brief(info: TensorInfo | None, precision: int) -> str:
+    """All statistics on one line (tooltips of large graphs, which must stay small)."""
+    if info is None:
+        return "None (no gradient)"
+    head = f"{shape_text(info.shape)} {info.dtype}"
+    if info.stats is None:
+        return head
+    s = info.stats
+    how = "" if s.exact else f" (≈ from {s.sampled} elements)"
+    return f"{head} · {stats_text(s, precision)}{how}"
+
+
+TOOLTIP_VALUES = 16  # values listed in a tooltip; the rest are in the trace's JSON
+
+
 def details(info: TensorInfo | None, precision: int) -> list[str]:
-    """Every recorded fact about a tensor, one per line, for tooltips."""
+    """Every recorded fact about a tensor, one per line, for tooltips (the first TOOLTIP_VALUES values)."""
     if info is None:
         return ["None (no gradient)"]
     lines = [f"shape {shape_text(info.shape)} · {info.dtype} · {info.device} · {info.numel} elements"]
     stats = info.stats
     if stats is not None:
-        how = "exact" if stats.exact else f"estimated from {stats.sampled} of {info.numel} elements"
+        sampled = f"estimated from {stats.sampled} of {info.numel} elements"
+        how = "exact" if stats.exact or stats.norm_exact else sampled
+        rest = "" if stats.exact else f" ({sampled})"
         lines += [
             f"norm {number(stats.norm, precision)} ({how})",
             f"min {number(stats.min, precision)} · max {number(stats.max, precision)} · "
-            f"mean {number(stats.mean, precision)}",
+            f"mean {number(stats.mean, precision)}{rest}",
             f"zeros {percent(stats.zeros)} · NaN {stats.nan} · Inf {stats.inf}",
         ]
     if info.values is not None and info.numel:
-        lines.append("values " + nested(info, precision))
+        if info.numel <= TOOLTIP_VALUES:
+            lines.append("values " + nested(info, precision))
+        else:
+            lines.append(f"values: {info.numel} kept in the trace (not listed here)")
     return lines

@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .model import Leaf, TensorInfo, Trace
+from .model import Leaf, Seed, TensorInfo, Trace
+
+
+def seed_label(seed: Seed) -> str:
+    """What to call a seed's output: its variable name, else 'output<k>'."""
+    return seed.name or f"output{seed.index}"
 
 
 def node_key(node_id: int) -> str:
@@ -100,8 +105,7 @@ class Inflow:
     def label(self, trace: Trace) -> str:
         """'seed y' or 'step 3 PowBackward0, edge 0' (unexecuted sources are 'node 7 ...')."""
         if self.seed is not None:
-            seed = trace.seeds[self.seed]
-            return f"seed {seed.name or self.seed}"
+            return f"seed {seed_label(trace.seeds[self.seed])}"
         assert self.source is not None
         node = trace.node(self.source)
         where = f"step {node.id}" if node.executed else f"node {node.id}"

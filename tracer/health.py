@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from .graph import inflows
+from .graph import inflows, seed_label
 from .model import Stats, TensorInfo, Trace
 from .numeric_reference import NO_REFERENCE
 from .structure import cut_edges
@@ -49,6 +49,7 @@ class Flag:
     value: float | None = None
     estimated: bool = False  # rests on sampled statistics
 
+    @property
     def where(self) -> str:
         if self.leaf is not None:
             return f"leaf {self.leaf}"
@@ -101,7 +102,7 @@ class Health:
         counts = ", ".join(plural(len(self.by_severity(s)), s, "info" if s == "info" else None) for s in present)
         lines = [f"health: {counts}"]
         for f in self.flags:
-            lines.append(f"  {f.severity:<7}  {f.kind:<14}  {f.where():<12}  {f.message}")
+            lines.append(f"  {f.severity:<7}  {f.kind:<14}  {f.where:<12}  {f.message}")
         return "\n".join(lines)
 
 
@@ -140,7 +141,7 @@ def _combined(infos: tuple[TensorInfo | None, ...] | list[TensorInfo | None]) ->
     present = [i for i in infos if i is not None]
     if not present:
         return None, False
-    return math.sqrt(math.fsum(s.norm * s.norm for s in stats)), any(not s.exact for s in stats)
+    return math.sqrt(math.fsum(s.norm * s.norm for s in stats)), any(not (s.exact or s.norm_exact) for s in stats)
 
 
 def _stats(info: TensorInfo | None) -> Stats | None:
@@ -174,7 +175,7 @@ def _label(trace: Trace, node_id: int) -> str:
 def _seed_flags(trace: Trace) -> list[Flag]:
     flags = []
     for s in trace.seeds:
-        name = s.name or f"output {s.index}"
+        name = seed_label(s)
         if _nonfinite(s.v):
             flags.append(Flag("nonfinite", "error", f"the seed of {name} holds NaN or Inf", node=s.target))
         elif _all_zero(s.v):

@@ -91,10 +91,12 @@ def tensor(info: TensorInfo | None, ink: Ink, *, precision: int, max_elements: i
             lines.append(text(line, colour if is_warning(info) else ink.muted, size=size - 1))
         return '<BR ALIGN="LEFT"/>'.join(lines) + '<BR ALIGN="LEFT"/>'
     shown = grid(info, precision)
-    if len(info.shape) <= 1:
-        numbers = shown.rows[0]
-        if not info.shape:
-            return text(numbers[0], colour, size=size)
+    if not info.shape:
+        return text(shown.rows[0][0], colour, size=size)
+    if len(info.shape) == 1 or (len(info.shape) == 2 and info.shape[1] == 1):
+        # vectors, and column vectors (which as a matrix would stand one number per line), as wrapped text
+        column = len(info.shape) == 2
+        numbers = [f"[{r[0]}]" for r in shown.rows] if column else list(shown.rows[0])
         chunks = [", ".join(numbers[i : i + VECTOR_WRAP]) for i in range(0, len(numbers), VECTOR_WRAP)]
         body = (',<BR ALIGN="LEFT"/>').join(label_text(c) for c in chunks)
         return font(label_text("[") + body + label_text("]"), colour, size=size)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import torch
 
-from .model import Trace
+from .model import Capture, Trace
 from .names import NameBook, user_frame
 from .recorder import paused, record
 from .textfmt import num, shape
@@ -97,16 +97,22 @@ class JacobianResult:
             text += f", {agree} the vmapped rows (max difference {num(self.replay_max_error)})"
         return text
 
+    def _method_text(self) -> str:
+        how = "vmap (is_grads_batched=True, one batched pass)" if self.method == "vmap" else "loop (one pass per row)"
+        return how + (f"; not vmap: {self.fallback}" if self.fallback else "")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .notebook import mimebundle
+
+        return mimebundle(self, include=include, exclude=exclude)
+
     def __repr__(self) -> str:
         rows, cols = self.shape
         outs = ", ".join(f"{n}{shape(s)}" for n, s in zip(self.output_names, self.output_shapes, strict=True))
         ins = ", ".join(f"{n}{shape(s)}" for n, s in zip(self.input_names, self.input_shapes, strict=True))
-        how = "vmap (is_grads_batched=True, one batched pass)" if self.method == "vmap" else "loop (one pass per row)"
-        if self.fallback:
-            how += f"; not vmap: {self.fallback}"
         lines = [
             f"<tracer.jacobian of {outs} w.r.t. {ins}: {rows} × {cols} {str(self.matrix.dtype).removeprefix('torch.')}",
-            f" method: {how}",
+            f" method: {self._method_text()}",
             f" recorded: {self._recorded_text()}",
         ]
         if self.check is not None:
@@ -167,7 +173,7 @@ def jacobian(
     check: bool = True,
     retain_graph: bool | None = None,
     names: Sequence[str] | None = None,
-    capture: Literal["auto", "stats", "full"] = "auto",
+    capture: Capture = "auto",
     max_values: int = 64,
     jacobian_limit: int = 64,
 ) -> JacobianResult:
@@ -176,40 +182,17 @@ def jacobian(
     `outputs`: tensors already computed from `inputs`, or a function called as `outputs(*inputs)` (then
     the result is also checked against torch.autograd.functional.jacobian). `method`: 'auto' uses vmap
     (is_grads_batched) when it applies and falls back to a loop; 'vmap' and 'loop' ask for one.
-    `record`: keep one Trace per row (see the module notes). `retain_graph`: as in torch.autograd.grad,
-    for given tensors (default: the graph is freed after the last pass). `names`: input names.
+    `record`: keep one Trace per row (see the module notes). `retain_graph`: for given tensors, keep the
+    graph after the last pass (default False, as torch.autograd.grad; a vmapped pass with record=False
+    always keeps it, since the loop needs it should vmap fail). `names`: input names.
     The user's .grad is never touched: every pass is torch.autograd.grad.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method: {method!r} (must be one of {list(METHODS)})")
-    xs = _tensors(inputs, "inputs")
-    for i, x in enumerate(xs):
-        if not x.is_floating_point():
-            raise TypeError(f"input {i} is a {x.dtype} tensor; a Jacobian needs floating-point inputs")
-    func = outputs if callable(outputs) and not isinstance(outputs, torch.Tensor) else None
-    if func is not None:
-        input_names = _input_names(names, func, len(xs))
-        given = xs
-        xs = tuple(x.detach().requires_grad_(True) for x in given)
-        with torch.enable_grad():
-            returned = func(*xs)
-        ys = _tensors(returned, "the function's result")
-        single_output = isinstance(returned, torch.Tensor)
-        keep = False
-        output_names = tuple("output" if len(ys) == 1 else f"output{i}" for i in range(len(ys)))
-    else:
-        ys = _tensors(outputs, "outputs")
-        single_output = isinstance(outputs, torch.Tensor)
-        book = NameBook(None, user_frame())
-        input_names = tuple(names) if names is not None else _book_names(book, xs, "input")
-        output_names = _book_names(book, ys, "output")
-        keep = bool(retain_graph)
-    if len(input_names) != len(xs):
-        raise ValueError(f"names= gives {len(input_names)} name(s) for {len(xs)} input(s); give one name per input")
-    _validate(ys, xs)
-    dtype = _common_dtype(ys, xs)
+    p = _prepare(outputs, inputs, names, retain_graph)
+    ys, xs, dtype = p.outputs, p.inputs, _common_dtype(p.outputs, p.inputs)
     n_rows = sum(y.numel() for y in ys)
-    labels = dict(zip(input_names, xs, strict=True))
+    labels = dict(zip(p.input_names, xs, strict=True))
 
     fallback: str | None = None
     notes: list[str] = []
@@ -226,25 +209,25 @@ def jacobian(
     if matrix is not None:
         used: Literal["vmap", "loop"] = "vmap"
         if record:
-            replay, traces = _by_loop(ys, xs, dtype, keep, labels, capture, max_values, jacobian_limit, True)
+            replay, traces = _by_loop(ys, xs, dtype, p.keep, labels, capture, max_values, jacobian_limit, True)
             replay_error = _max_abs(replay - matrix)
     else:
         used = "loop"
-        matrix, traces = _by_loop(ys, xs, dtype, keep, labels, capture, max_values, jacobian_limit, record)
+        matrix, traces = _by_loop(ys, xs, dtype, p.keep, labels, capture, max_values, jacobian_limit, record)
 
     result_check, check_note = None, None
     if not check:
         check_note = "check=False"
-    elif func is None:
+    elif p.func is None:
         check_note = f"outputs were given as tensors; pass the function itself to compare with {REFERENCE}"
     else:
-        result_check = _reference_check(func, given, matrix, ys, single_output)
+        result_check = _reference_check(p.func, p.given, matrix, ys, p.single_output)
     return JacobianResult(
         matrix=matrix,
         output_shapes=tuple(tuple(y.shape) for y in ys),
         input_shapes=tuple(tuple(x.shape) for x in xs),
-        output_names=output_names,
-        input_names=tuple(input_names),
+        output_names=p.output_names,
+        input_names=p.input_names,
         method=used,
         fallback=fallback,
         traces=traces,
@@ -252,9 +235,65 @@ def jacobian(
         check=result_check,
         check_note=check_note,
         notes=tuple(notes),
-        single_output=single_output,
+        single_output=p.single_output,
         single_input=isinstance(inputs, torch.Tensor),
     )
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """The call, normalised: tensors to differentiate, their names, and how to treat the graph."""
+
+    outputs: tuple[torch.Tensor, ...]
+    inputs: tuple[torch.Tensor, ...]  # what the passes differentiate with respect to
+    given: tuple[torch.Tensor, ...]  # the caller's inputs (the function is re-run on copies of these)
+    func: Callable[..., Any] | None
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    single_output: bool
+    keep: bool  # keep the graph after the last pass
+
+
+def _prepare(outputs: Any, inputs: Any, names: Sequence[str] | None, retain_graph: bool | None) -> _Problem:
+    xs = _tensors(inputs, "inputs")
+    for i, x in enumerate(xs):
+        if not x.is_floating_point():
+            raise TypeError(f"input {i} is a {x.dtype} tensor; a Jacobian needs floating-point inputs")
+    if callable(outputs) and not isinstance(outputs, torch.Tensor):
+        # our own graph on detached copies: gradients can never reach the caller's tensors
+        leaves = tuple(x.detach().requires_grad_(True) for x in xs)
+        with torch.enable_grad():
+            returned = outputs(*leaves)
+        ys = _tensors(returned, "the function's result")
+        problem = _Problem(
+            outputs=ys,
+            inputs=leaves,
+            given=xs,
+            func=outputs,
+            input_names=_input_names(names, outputs, len(xs)),
+            output_names=tuple("output" if len(ys) == 1 else f"output{i}" for i in range(len(ys))),
+            single_output=isinstance(returned, torch.Tensor),
+            keep=False,
+        )
+    else:
+        ys = _tensors(outputs, "outputs")
+        book = NameBook(None, user_frame())
+        problem = _Problem(
+            outputs=ys,
+            inputs=xs,
+            given=xs,
+            func=None,
+            input_names=tuple(names) if names is not None else _book_names(book, xs, "input"),
+            output_names=_book_names(book, ys, "output"),
+            single_output=isinstance(outputs, torch.Tensor),
+            keep=bool(retain_graph),
+        )
+    if len(problem.input_names) != len(xs):
+        raise ValueError(
+            f"names= gives {len(problem.input_names)} name(s) for {len(xs)} input(s); give one name per input"
+        )
+    _validate(problem.outputs, problem.inputs)
+    return problem
 
 
 def _tensors(value: Any, what: str) -> tuple[torch.Tensor, ...]:
@@ -322,7 +361,7 @@ def _common_dtype(ys: tuple[torch.Tensor, ...], xs: tuple[torch.Tensor, ...]) ->
     return dtype
 
 
-def _one_hot_rows(ys: tuple[torch.Tensor, ...], dtype: torch.dtype) -> list[tuple[torch.Tensor, ...]]:
+def _one_hot_rows(ys: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
     """Row r's seeds: one tensor per output, all zero except a 1 at flat element r of the concatenation."""
     rows = []
     for i, y in enumerate(ys):
@@ -347,12 +386,12 @@ def _by_loop(
     dtype: torch.dtype,
     keep: bool,
     labels: dict[str, torch.Tensor],
-    capture: Literal["auto", "stats", "full"],
+    capture: Capture,
     max_values: int,
     jacobian_limit: int,
     recorded: bool,
 ) -> tuple[torch.Tensor, tuple[Trace, ...]]:
-    seeds = _one_hot_rows(ys, dtype)
+    seeds = _one_hot_rows(ys)
     rows = []
     traces: list[Trace] = []
     for r, seed in enumerate(seeds):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from .escape import basename_source, label_text
-from .format import has_values, number, shape_text
+from .escape import basename_source, label_text, plain_label
+from .format import has_values, inline, number, shape_text
 from .html_label import Ink, cell, font, row, table, tensor, text
 from .model import Jacobian, Leaf, Seed, Step, TensorInfo
 from .scene import Scene, State, total_norm
@@ -14,9 +14,13 @@ from .style import Theme
 SIZE = 10.0  # point size of values
 NOTE_CHARS = 72  # longer notes are cut in the label (the tooltip has them in full)
 MAX_PARTS = 6  # accumulation parts listed before '… n more'
+# The ring of inactive nodes in step frames. Not the page colour: a painted ring can cover the node's own
+# border where browsers round positions differently.
+RING_OFF = "transparent"
 
 
 def ink(theme: Theme, state: State, border: str) -> Ink:
+    """Colours of a node in its state: pending is pale all over, not-run grey, active in the highlight."""
     if state == "pending":
         f = theme.faint
         return Ink(f, f, f, f, theme.panel, theme.panel, f, theme.panel, f, f)
@@ -52,10 +56,6 @@ def _frame(rows: list[str], ink: Ink, *, state: State, dashed: bool = False, rin
     return f"{ring_table}<TR><TD>{body}</TD></TR></TABLE>"
 
 
-def _invisible(theme: Theme) -> str:
-    return "transparent" if theme.background == "transparent" else theme.background
-
-
 def _header(badge: str, title: str, ink: Ink) -> str:
     return row(
         cell(text(badge, ink.badge_text, bold=True), align="CENTER", bgcolor=ink.badge),
@@ -82,8 +82,8 @@ class Labels:
         self.scene = scene
         self.opts = scene.opts
         self.theme = scene.theme
-        # In step frames, an invisible ring (the page colour) that turns into the highlight on the active node.
-        self.ring = None if scene.opts.step is None else _invisible(scene.theme)
+        # In step frames, a transparent ring around every node that turns into the highlight on the active one.
+        self.ring = None if scene.opts.step is None else RING_OFF
 
     def value(self, info: TensorInfo | None, ink: Ink) -> str:
         o = self.opts
@@ -117,8 +117,8 @@ class Labels:
         problems = self.scene.problems(n) if n.executed else []
         k = ink(self.theme, state, self.border(n.v, bool(problems)))
         badge = f"step {n.id}" if n.executed else "not run"
-        rows = [_header(badge, n.name, k), _wide(self._origin(n, k))]
         leaf = self.scene.trace.leaves.get(n.leaf) if n.leaf is not None else None
+        rows = [_header(badge, n.name, k), _wide(self._origin(n, k))]
         if leaf is not None:
             rows.append(_wide(self._leaf_title(leaf, k)))
         if n.executed:
@@ -134,6 +134,43 @@ class Labels:
         if n.note is not None and not n.note.startswith("raised"):
             rows.append(_wide(text(_cut(n.note), k.muted, size=SIZE - 1)))
         return "<" + _frame(rows, k, state=state, dashed=not n.executed, ring=self.ring) + ">"
+
+    def node_attrs(self, n: Step) -> list[tuple[str, str]]:
+        """The DOT attributes that draw a backward node: an HTML table, or in compact detail a plain box."""
+        if not self.scene.compact:
+            return [("label", self.step(n))]
+        return self._compact(n)
+
+    def _compact(self, n: Step) -> list[tuple[str, str]]:
+        """Large graphs: a plain-text box with the name and one line of norms (Graphviz lays out plain labels
+        faster than tables, which is what keeps a 2,000-node picture as quick as torchviz's)."""
+        state = self.scene.state(n)
+        problems = self.scene.problems(n) if n.executed else []
+        k = ink(self.theme, state, self.border(n.v, bool(problems)))
+        p = self.opts.precision
+        leaf = self.scene.trace.leaves.get(n.leaf) if n.leaf is not None else None
+        badge = f"step {n.id}" if n.executed else "not run"
+        if leaf is not None:
+            grad = leaf.grad.norm if leaf.grad is not None else None
+            line = f"{leaf.name} {shape_text(leaf.shape)} · ‖grad‖ {_norm(grad, p)}"
+        elif n.executed:
+            line = f"‖v‖ {_norm(total_norm(n.v), p)} → ‖vᵀJ‖ {_norm(total_norm(n.vjp), p)}"
+        else:
+            line = n.op
+        lines = [f"{badge} · {n.name}", line, *problems[:1]]
+        style = "rounded,filled" + (",dashed" if not n.executed else "")
+        colour = k.warning if problems and state != "pending" else k.text
+        return [
+            ("label", plain_label(lines)),
+            ("shape", "box"),
+            ("style", f'"{style}"'),
+            ("fillcolor", f'"{k.panel}"'),
+            ("color", f'"{k.border}"'),
+            ("fontcolor", f'"{colour}"'),
+            ("penwidth", "3" if state == "active" else "1"),
+            ("margin", '"0.08,0.03"'),
+            ("fontsize", "9"),
+        ]
 
     def _origin(self, n: Step, k: Ink) -> str:
         parts = [f"forward: {n.op}"]
@@ -169,6 +206,12 @@ class Labels:
         for slot, v in enumerate(n.v):
             if not self._fan_in(n, slot):
                 rows.append(_pair("v" if len(n.v) == 1 else f"v[{slot}]", self.value(v, k), k))
+        if not n.v:
+            # A node that raised never reported its v: show what was sent to it instead.
+            for (node_id, slot), parts in sorted(self.scene.incoming.items()):
+                if node_id == n.id:
+                    for part in parts:
+                        rows.append(_pair(f"v[{slot}] from {part.origin}", self.value(part.grad, k), k))
         j = n.jacobian
         if self.opts.jacobian and j is not None:
             r, c = j.size
@@ -183,11 +226,11 @@ class Labels:
             )
         for e, _ in enumerate(n.edges):
             g = n.vjp[e] if e < len(n.vjp) else None
-            target = self.scene.target_text(n, e)
+            where = self.scene.target_text(n, e)
             if n.edges[e].target is None and g is None:
-                rows.append(_pair("vᵀJ", text(f"→ {target}", k.none, size=SIZE - 1), k))
+                rows.append(_pair("vᵀJ", text(f"→ {where}", k.none, size=SIZE - 1), k))
                 continue
-            rows.append(_pair(f"vᵀJ → {target}", self.value(g, k), k))
+            rows.append(_pair(f"vᵀJ → {where}", self.value(g, k), k))
         if not n.edges:
             rows.append(_wide(text("sends nothing on (no next edges)", k.muted, size=SIZE - 1)))
         return rows
@@ -299,9 +342,15 @@ class Labels:
         if ticks:
             rows.append(row(*[cell(" ", bgcolor=scale.colour(x)) for x in ticks]))
             rows.append(row(*[cell(text(number(x, 2), t.muted, size=SIZE - 2), align="CENTER") for x in ticks]))
-        keys = [
-            (t.text, "in a node: v (left column) times J gives vᵀJ (bottom row)"),
-            (t.text, "in a leaf: .grad after = .grad before + gradient"),
+        keys = (
+            []
+            if self.scene.compact
+            else [
+                (t.text, "in a node: v (left column) times J gives vᵀJ (bottom row)"),
+                (t.text, "in a leaf: .grad after = .grad before + gradient"),
+            ]
+        )
+        keys += [
             (t.zero, "grey: exactly zero"),
             (t.none, "dashed grey: None, an input needing no grad, or not run"),
             (t.warning, "red: NaN/Inf, or vᵀJ ≠ v·J"),
@@ -328,7 +377,7 @@ class Labels:
         if tr.index != 1:
             words = f"pass {tr.index} · {words}"
         if tr.label:
-            words = f"{tr.label} · {words}"
+            words = f"{basename_source(tr.label)} · {words}"
         source = basename_source(tr.source)
         if source:
             words += f" · {source}"
@@ -360,11 +409,14 @@ EDGE_VALUES = 6  # an edge label prints the values of gradients up to this many 
 
 
 def _edge_text(info: TensorInfo | None, precision: int, max_elements: int) -> str:
-    from .format import inline
-
+    """Values when they fit on a short line, else shape and norm."""
     if info is not None and has_values(info, min(max_elements, EDGE_VALUES)):
         return inline(info, precision, max_elements)
     return inline(info, precision, 0)
+
+
+def _norm(value: float | None, precision: int) -> str:
+    return "None" if value is None else number(value, precision)
 
 
 def _flat(infos: tuple[TensorInfo | None, ...], shapes: tuple[tuple[int, ...] | None, ...]) -> list[float] | None:

@@ -91,9 +91,14 @@ def local_jacobian(
         cols=tuple(tuple(g.shape) if g is not None else None for g in grad_inputs),
         matrix=tuple(tuple(r) for r in matrix.tolist()),
     )
-    check = _check(matrix, grad_outputs, grad_inputs, present_out, present_in)
+    check, unchecked = _check(matrix, grad_outputs, grad_inputs, present_out, present_in)
+    if unchecked == _columns(matrix):
+        return LocalResult(jac, None, "vᵀJ not checked: every column of J holds Inf or NaN")
+    unchecked_note = (
+        f"vᵀJ checked without {unchecked} element(s) where J holds Inf or NaN (e.g. sqrt'(0))" if unchecked else None
+    )
     if not _is_python_function(node) or not check.ok:
-        return LocalResult(jac, check, None)
+        return LocalResult(jac, check, unchecked_note)
     # The one-hot J came from the same backward, so a wrong backward that is linear in v passes `check`;
     # for custom Functions, compare with the forward itself where it can be re-run.
     calling_node.active = True
@@ -103,7 +108,7 @@ def local_jacobian(
         calling_node.active = False
     if reference is None:
         return LocalResult(jac, check, why)
-    numeric = _check(reference, grad_outputs, grad_inputs, present_out, present_in, output_size=output_size)
+    numeric, _ = _check(reference, grad_outputs, grad_inputs, present_out, present_in, output_size=output_size)
     note = None
     if not numeric.ok:
         note = (
@@ -140,6 +145,11 @@ def _row(result: Any, grad_inputs: tuple[torch.Tensor | None, ...], present_in: 
     return torch.cat(parts)
 
 
+def _columns(matrix: torch.Tensor) -> int:
+    """How many elements v·J has: one per column of J."""
+    return int(matrix.shape[1]) if matrix.dim() == 2 else 0
+
+
 def _check(
     matrix: torch.Tensor,
     grad_outputs: tuple[torch.Tensor | None, ...],
@@ -147,8 +157,9 @@ def _check(
     present_out: list[int],
     present_in: list[int],
     output_size: float | None = None,
-) -> Check:
-    """Compare the vᵀJ the node actually sent with v times the J we computed, at the dtype's precision.
+) -> tuple[Check, int]:
+    """Compare the vᵀJ the node actually sent with v times the J we computed, at the dtype's precision; also
+    how many elements could not be compared (J not finite there).
 
     `output_size` (the forward's largest |output|) marks J as numeric: a looser tolerance, method 'numeric'."""
     v = torch.cat([grad_outputs[k].reshape(-1).double().cpu() for k in present_out])  # type: ignore[union-attr]
@@ -164,6 +175,11 @@ def _check(
     diff = (expected - sent).abs()
     # Equal non-finite entries (NaN in v gives NaN in both) are a NaN problem, not a wrong backward.
     agree = (expected == sent) | (torch.isnan(expected) & torch.isnan(sent))
-    error = float(torch.where(agree, torch.zeros_like(diff), diff).max())
+    # A column of J holding Inf or NaN (sqrt'(0) = inf; 0/0 in a one-hot row) gives v·J no defined value
+    # there, so the element cannot be checked: leave it out unless both sides agree anyway.
+    unchecked = ~torch.isfinite(matrix).all(0) & ~agree
+    counted = torch.where(agree | unchecked, torch.zeros_like(diff), diff)
+    error = float(counted.max()) if counted.numel() else 0.0
     ok = error <= tolerance  # False for NaN
-    return Check(ok=ok, max_error=error, tolerance=tolerance, method="one-hot" if output_size is None else "numeric")
+    method = "one-hot" if output_size is None else "numeric"
+    return Check(ok=ok, max_error=error, tolerance=tolerance, method=method), int(unchecked.sum())

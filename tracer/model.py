@@ -8,10 +8,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 if TYPE_CHECKING:  # pragma: no cover - typing only; importing the model must stay cheap
     import networkx
 
+    from .notebook import TraceView
+
 Shape = tuple[int, ...]
+NDArray = np.ndarray  # every value of a large tensor, kept with capture="full"
 Scalar = float | int | bool
 Capture = Literal["auto", "stats", "full"]
 PassKind = Literal["backward", "grad"]
@@ -20,9 +25,14 @@ LeafKind = Literal["leaf", "retained", "input"]
 CAPTURES: tuple[str, ...] = ("auto", "stats", "full")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stats:
-    """Summary statistics of a tensor; `exact=False` means estimated from `sampled` evenly spaced elements."""
+    """Summary statistics of a tensor, exact or estimated from `sampled` evenly spaced elements.
+
+    In the default capture large intermediate gradients are summarised from a fixed-size sample (reading
+    every element of every gradient would cost more than the backward pass itself); `norm_exact` says the
+    norm was still computed from every element (leaf gradients), which also makes a zero NaN/Inf count exact.
+    """
 
     norm: float
     min: float
@@ -31,23 +41,28 @@ class Stats:
     zeros: float  # share of elements equal to zero, 0..1
     nan: int
     inf: int
-    exact: bool = True
-    sampled: int | None = None  # elements looked at when not exact
+    sampled: int | None = None  # None: every element was read; else how many were
+    norm_exact: bool = True
+
+    @property
+    def exact(self) -> bool:
+        return self.sampled is None
 
     @property
     def finite(self) -> bool:
         return self.nan == 0 and self.inf == 0 and math.isfinite(self.norm)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorInfo:
-    """A recorded tensor: shape, dtype, device, statistics, and its values when small (row-major, flat)."""
+    """A recorded tensor: shape, dtype, device, statistics, and its values when small (or capture="full")."""
 
     shape: Shape
     dtype: str
     device: str = "cpu"
     stats: Stats | None = None  # None for zero-size tensors
-    values: tuple[Scalar, ...] | None = None
+    values: tuple[Scalar, ...] | None = None  # kept when small (max_values), row-major
+    array: NDArray | None = field(default=None, compare=False, repr=False)  # capture="full": all values
 
     @property
     def numel(self) -> int:
@@ -57,8 +72,18 @@ class TensorInfo:
     def norm(self) -> float | None:
         return None if self.stats is None else self.stats.norm
 
+    def flat(self) -> np.ndarray[Any, Any] | None:
+        """Every value, flattened, as float64 (from `values` or `array`); None when only statistics were kept."""
+        if self.values is not None:
+            return np.asarray(self.values, dtype=np.float64)
+        if self.array is not None:
+            return np.asarray(self.array, dtype=np.float64).reshape(-1)
+        return None
+
     def tolist(self) -> Any:
         """The values nested like the tensor (a bare number for 0-d); raises when they were not kept."""
+        if self.values is None and self.array is not None:
+            return self.array.tolist()
         if self.values is None:
             raise ValueError(
                 f"the values of this {list(self.shape)} {self.dtype} tensor were not kept "
@@ -82,7 +107,7 @@ def _nest(flat: list[Scalar], shape: Shape) -> Any:
     return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Edge:
     """One next edge of a node: where its vᵀJ goes. `target=None`: that forward input needs no gradient."""
 
@@ -90,7 +115,7 @@ class Edge:
     input_nr: int = 0  # which forward output of the target node this gradient belongs to
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Jacobian:
     """A node's local Jacobian: rows follow its forward outputs (flattened), columns its next edges."""
 
@@ -103,7 +128,7 @@ class Jacobian:
         return len(self.matrix), (len(self.matrix[0]) if self.matrix else 0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Check:
     """Whether the vᵀJ a node sent equals v times its Jacobian (a wrong custom backward shows up here)."""
 
@@ -113,7 +138,7 @@ class Check:
     method: str = "one-hot"  # how J was obtained: 'one-hot' calls of the node, or 'numeric' from the forward
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One backward node: executed (a step, numbered by execution order) or reached but not executed."""
 
@@ -137,7 +162,7 @@ class Step:
         return self.id if self.executed else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Seed:
     """The seed v of one output: what torch.autograd.backward actually used for it."""
 
@@ -151,7 +176,7 @@ class Seed:
     implicit: bool | None = None  # True: gradient=None and torch made ones; None: not known
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Leaf:
     """A tensor whose gradient the pass delivers: a leaf's .grad, a retain_grad() tensor, or a grad() input."""
 
@@ -167,7 +192,7 @@ class Leaf:
     input_nr: int = 0  # which forward output of `node` holds this tensor's gradient (retained / inputs=)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Options:
     """How the pass was run and recorded."""
 
@@ -196,6 +221,7 @@ class Trace:
     notes: tuple[str, ...] = ()
     torch_version: str = ""
     rank: int | None = None  # torch.distributed rank of the process that recorded the pass, when initialised
+    modules: Mapping[str, str] = field(default_factory=dict)  # module path -> class name (module view)
 
     @property
     def steps(self) -> list[Step]:
@@ -262,6 +288,16 @@ class Trace:
         return (
             f"<Trace #{self.index} {self.kind} of {seeds}: {len(self.steps)} steps, {len(self.leaves)} leaves{state}>"
         )
+
+    def show(self, *, steps: bool = False, scale: float | None = None, **options: Any) -> TraceView:
+        """For notebooks: the annotated picture, or with steps=True the stepper through every step (HTML).
+
+        Takes the drawing options of svg() (direction, theme, detail, jacobian, ...) and `scale` (1 is
+        Graphviz's natural size); they are checked now, the drawing happens when the notebook displays it.
+        """
+        from .notebook import TraceView
+
+        return TraceView(self, steps=steps, scale=scale, **options)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         from .notebook import mimebundle

@@ -19,7 +19,7 @@ _SKIPPED_GLOBALS = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
 
 def user_frame(start: FrameType | None = None) -> FrameType | None:
     """The innermost frame outside gradtrace and torch: the user's line that started the pass."""
-    frame = start if start is not None else sys._getframe(1)
+    frame: FrameType | None = start if start is not None else sys._getframe(1)
     while frame is not None:
         filename = os.path.abspath(frame.f_code.co_filename)
         if not filename.startswith(_OWN_DIRS) and not frame.f_code.co_filename.startswith("<frozen"):
@@ -59,7 +59,7 @@ class NameBook:
 
     def _add_explicit(self, names: Any) -> None:
         if isinstance(names, torch.nn.Module):
-            prefix = _module_variable(names)
+            prefix = module_variable(names)
             for pname, param in names.named_parameters():
                 full = f"{prefix}.{pname}" if prefix else pname
                 self._put(full, param)
@@ -98,7 +98,7 @@ class NameBook:
                 self._put(f"{key}.{pname}", param)
 
 
-def _module_variable(module: torch.nn.Module) -> str | None:
+def module_variable(module: torch.nn.Module) -> str | None:
     """The caller's variable name for a module passed as names=, so its leaves read 'model.0.weight'."""
     frame = user_frame(sys._getframe(1))
     for scope in (frame.f_locals, frame.f_globals) if frame is not None else ():

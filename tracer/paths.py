@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import GradtraceError
+from .graph import seed_label
 from .model import Leaf, Step, Trace
 from .textfmt import num, table
 
@@ -55,7 +56,7 @@ class GradPath:
     def describe(self, trace: Trace) -> str:
         """'seed y → 1 MulBackward0 →(edge 0) 2 AccumulateGrad'."""
         seed = trace.seeds[self.seed]
-        text = f"seed {seed.name or self.seed}"
+        text = f"seed {seed_label(seed)}"
         for hop in self.hops:
             node = trace.node(hop.node)
             slot = f"[{hop.slot}]" if hop.slot else ""
@@ -232,7 +233,7 @@ def decompose(
         seed = trace.seeds[path.seed]
         if seed.v is None or seed.v.values is None:
             raise DecompositionUnavailable(
-                f"the values of seed {seed.name or path.seed} were not kept (it has {math.prod(seed.shape)} "
+                f"the values of seed {seed_label(seed)} were not kept (it has {math.prod(seed.shape)} "
                 "elements); record with a larger max_values= to decompose"
             )
         vec = torch.tensor(seed.v.values, dtype=torch.float64)

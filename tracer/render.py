@@ -27,6 +27,11 @@ INSTALL_HINT = (
 
 def options(trace: Trace, given: dict[str, Any], *, extra: tuple[str, ...] = ()) -> RenderOptions:
     """Checked RenderOptions for this trace (a frame's step must be one of its steps)."""
+    if "steps" in given and "steps" not in extra:
+        raise TypeError(
+            "steps=True makes one picture per step, which needs several files: use trace.save(path, steps=True) "
+            "or tracer.render.frames(trace); step=k draws the frame of step k alone"
+        )
     opts = parse_options(given, extra=extra)
     if opts.step is not None and opts.step > len(trace.steps):
         raise ValueError(f"step must be between 1 and {len(trace.steps)} (the steps this pass ran), got {opts.step}")
@@ -60,8 +65,8 @@ def _frames(trace: Trace, opts: RenderOptions, fmt: str) -> list[bytes]:
     if count > opts.max_frames:
         raise DrawingTooLargeError(
             f"this pass ran {count} steps, more than max_frames={opts.max_frames}: one frame per step would "
-            f"take very long to draw. Draw the whole pass as one picture (without steps), or raise the limit "
-            f"with max_frames={count}."
+            f"take very long to draw. Draw the whole pass as one picture instead (save it as .svg, without "
+            f"steps=True), or raise the limit with max_frames={count}."
         )
     if fmt != "dot":
         check_size(trace, opts)
@@ -84,7 +89,7 @@ def check_size(trace: Trace, opts: RenderOptions) -> None:
         )
 
 
-_TOOLTIP = re.compile(r'<title>[^<]*</title>\n(<g id="a_[^"]*"><a xlink:title="([^"]*)">)')
+_TOOLTIP = re.compile(r'<title>[^<]*</title>\n(<g id="a_[^"]*"><a) xlink:title="([^"]*)">')
 _COMMENT = re.compile(r"<!--.*?-->\n?", re.DOTALL)
 
 
@@ -104,8 +109,8 @@ def render_dot(text: str, fmt: str) -> bytes:
         return data
     svg_text = data.decode("utf-8")
     # Graphviz puts the node's DOT name in <title> (browsers show it on hover) and the tooltip on an inner
-    # <a>; putting the tooltip into <title> shows the details in every browser and viewer.
-    svg_text = _TOOLTIP.sub(lambda m: f"<title>{m.group(2)}</title>\n{m.group(1)}", svg_text)
+    # <a>; moving the tooltip into <title> shows the details in every browser and viewer, and once only.
+    svg_text = _TOOLTIP.sub(lambda m: f"<title>{m.group(2)}</title>\n{m.group(1)}>", svg_text)
     svg_text = _COMMENT.sub("", svg_text)
     return svg_text.encode("utf-8")
 

@@ -8,6 +8,8 @@ from typing import Any
 
 DIRECTIONS = ("TB", "LR")
 THEME_NAMES = ("light", "dark", "transparent")
+DETAILS = ("auto", "full", "compact")
+COMPACT_ABOVE = 300  # detail='auto' draws graphs with more nodes than this compactly
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class RenderOptions:
     stats: bool = True  # statistics line (min, max, mean, zeros) for tensors too large to print
     legend: bool = True  # the colour scale and line styles
     clusters: bool = True  # group nodes by the nn.Module that created them, where that was recorded
+    detail: str = "auto"  # 'full' tables, 'compact' (name and norms; no edge labels), 'auto': compact when large
     theme: str = "light"  # 'light', 'dark', or 'transparent' (reads on light and dark notebook backgrounds)
     step: int | None = None  # draw the frame of this step: it active, earlier ones done, later ones pending
     max_nodes: int = 2000  # refuse to lay out larger graphs (Graphviz would take minutes)
@@ -41,6 +44,7 @@ def parse_options(options: dict[str, Any], *, extra: tuple[str, ...] = ()) -> Re
     opts = RenderOptions(**values)
     _check_choice("direction", opts.direction, DIRECTIONS)
     _check_choice("theme", opts.theme, THEME_NAMES)
+    _check_choice("detail", opts.detail, DETAILS)
     _check_int("precision", opts.precision, 1, 17)
     _check_int("max_elements", opts.max_elements, 0, None)
     _check_int("max_nodes", opts.max_nodes, 1, None)

@@ -10,7 +10,7 @@ from typing import Literal
 from .format import is_warning
 from .graph import constant_key, node_key, seed_key
 from .model import Leaf, Step, TensorInfo, Trace
-from .render_options import RenderOptions
+from .render_options import COMPACT_ABOVE, RenderOptions
 from .style import THEMES, ColourScale, Theme
 
 State = Literal["done", "active", "pending", "unrun"]
@@ -61,6 +61,8 @@ class Scene:
         for n in trace.nodes:
             norms.extend(i.norm for i in (*n.v, *n.vjp) if i is not None)
         self.scale = ColourScale(self.theme, norms)
+        self.details: dict[TensorInfo | None, list[str]] = {}  # tooltip lines per tensor (see tooltips.py)
+        self.compact = opts.detail == "compact" or (opts.detail == "auto" and self.node_count() > COMPACT_ABOVE)
 
     # -- naming
 

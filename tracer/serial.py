@@ -6,6 +6,7 @@ written as the strings "NaN", "Infinity" and "-Infinity" so the text is standard
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import math
@@ -16,8 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+import numpy as np
+
 from .errors import TraceFormatError
-from .model import Trace
+from .model import NDArray, Trace
 
 FORMAT = "gradtrace.trace"
 VERSION = 1
@@ -28,6 +31,10 @@ MAX_INT = 2**63 - 1  # the largest id, dimension or count a trace can hold (torc
 
 def to_plain(obj: Any) -> Any:
     """Dataclasses, tuples and mappings to JSON-ready dicts, lists and numbers."""
+    if isinstance(obj, np.ndarray):
+        # Full captures hold millions of values: raw little-endian bytes, base64, not a list of numbers.
+        data = np.ascontiguousarray(obj, dtype=obj.dtype.newbyteorder("<"))
+        return {"dtype": obj.dtype.name, "shape": list(obj.shape), "base64": base64.b64encode(data.tobytes()).decode()}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -180,6 +187,8 @@ def from_plain(tp: Any, data: Any, path: str) -> Any:
         if data not in get_args(tp) or isinstance(data, bool) != any(isinstance(a, bool) for a in get_args(tp)):
             raise TraceFormatError(f"{path}: expected one of {list(get_args(tp))}, found {data!r}")
         return data
+    if tp is NDArray:
+        return _array(data, path)
     if tp is bool:
         if not isinstance(data, bool):
             raise _wrong(path, "true or false", data)
@@ -204,6 +213,28 @@ def from_plain(tp: Any, data: Any, path: str) -> Any:
             raise _wrong(path, "a string", data)
         return data
     raise TraceFormatError(f"{path}: cannot read a value of type {tp!r}")  # pragma: no cover - schema bug
+
+
+_ARRAY_DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+
+
+def _array(data: Any, path: str) -> NDArray:
+    if not isinstance(data, dict) or set(data) != {"dtype", "shape", "base64"}:
+        raise _wrong(path, 'an object with "dtype", "shape" and "base64"', data)
+    dtype, shape = data["dtype"], data["shape"]
+    if dtype not in _ARRAY_DTYPES:
+        raise TraceFormatError(f"{path}.dtype: expected one of {list(_ARRAY_DTYPES)}, found {dtype!r}")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise _wrong(path + ".shape", "a list of whole numbers >= 0", shape)
+    try:
+        raw = base64.b64decode(data["base64"], validate=True)
+    except (ValueError, TypeError):
+        raise TraceFormatError(f"{path}.base64: not valid base64") from None
+    item = np.dtype(dtype).newbyteorder("<")
+    if len(raw) != math.prod(shape) * item.itemsize:
+        raise TraceFormatError(f"{path}: {len(raw)} bytes for shape {shape} of {dtype}")
+    array = np.frombuffer(raw, dtype=item).reshape(shape)
+    return array
 
 
 def _type_name(tp: Any) -> str:

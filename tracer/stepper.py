@@ -75,8 +75,12 @@ SCRIPT = """
 
 
 def default_uid(trace: Trace, opts: RenderOptions) -> str:
-    """A deterministic element id: the same trace and options give the same page, byte for byte."""
-    digest = hashlib.sha256((trace.to_json(indent=None) + repr(opts)).encode("utf-8")).hexdigest()
+    """A deterministic element id: the same picture gives the same page, byte for byte. It hashes the DOT
+    (what is drawn, with file basenames), not the JSON: the same script run from another folder records its
+    absolute path, and the page must not change with it."""
+    from .dot import build
+
+    digest = hashlib.sha256((build(trace, opts) + repr(opts)).encode("utf-8")).hexdigest()
     return f"gt-{digest[:12]}"
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 import networkx as nx
 
-from .graph import backward_nodes, seed_key, topological_ids
+from .graph import backward_nodes, seed_key, seed_label, topological_ids
 from .model import Trace
 from .textfmt import plural
 
@@ -99,7 +99,7 @@ def structure(trace: Trace) -> Structure:
         order_violations=violations,
         levels=_levels(trace),
         op_counts=tuple(sorted(Counter(n.name for n in trace.nodes).items(), key=lambda kv: (-kv[1], kv[0]))),
-        seeds=tuple(s.name or f"output{s.index}" for s in trace.seeds),
+        seeds=tuple(seed_label(s) for s in trace.seeds),
         leaves=tuple(trace.leaves),
         unexecuted=tuple(n.id for n in trace.unexecuted),
         cut_edges=cut_edges(trace),

@@ -26,7 +26,9 @@ class Theme:
     badge: str  # fill of the step-number badge
     badge_text: str
     ramp: tuple[str, ...]
-    font: str = "Helvetica"
+    # Measured by Graphviz and named in the SVG: a wide font, so a browser lacking it falls back to a narrower
+    # one that still fits the boxes (measuring Helvetica made text overflow where browsers drew DejaVu).
+    font: str = "DejaVu Sans"
 
 
 THEMES: dict[str, Theme] = {

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from .accumulation import AccumulationPoint, accumulation_points
+from .graph import seed_label
 from .health import Health, health
 from .model import Leaf, Seed, TensorInfo, Trace
 from .serial import to_plain
@@ -44,7 +45,7 @@ def summary(trace: Trace) -> str:
 
 
 def _headline(trace: Trace) -> str:
-    seeds = ", ".join(f"{s.name or f'output{s.index}'}{shape(s.shape)}" for s in trace.seeds) or "no outputs"
+    seeds = ", ".join(f"{seed_label(s)}{shape(s.shape)}" for s in trace.seeds) or "no outputs"
     how = "torch.autograd.grad" if trace.kind == "grad" else "backward"
     state = "complete" if trace.complete else "incomplete"
     return (
@@ -58,7 +59,7 @@ def _seeds_table(seeds: tuple[Seed, ...]) -> str:
         return "  (none)"
     rows = [
         [
-            s.name or f"output{s.index}",
+            seed_label(s),
             shape(s.shape),
             s.dtype,
             tensor(s.v),

@@ -5,146 +5,246 @@ from __future__ import annotations
 import math
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .model import Capture, Stats, TensorInfo
 
-SAMPLE_SIZE = 1024  # elements kept from a large tensor in the default capture
+SAMPLE_SIZE = 1024  # elements read from a large tensor in the default capture
+# Read as SAMPLE_SIZE // SAMPLE_BLOCK evenly spaced runs of consecutive elements. Measured on 285 gradients of
+# a transformer: runs of 4 touch a quarter of the cache lines of single elements (4.6x faster on tensors
+# that left the cache) and estimate the norm about as well (median error 2.1%, 90th percentile 5.9%,
+# worst 11%, against 1.7%, 4.3% and 9.1%); runs of 32 were faster still but up to 35% off.
+SAMPLE_BLOCK = 4
 
-# Column order of an exact-statistics row: computed in the hook, converted after the pass.
-_NORM, _MIN, _MAX, _SUM, _NONZERO, _NAN, _INF = range(7)
+# How an entry was captured: values kept, sampled, exact statistics now, whole tensor kept, copied whole
+# for exact statistics later (too big to print, small enough to read), empty.
+_VALUES, _SAMPLE, _STATS, _FULL, _SMALL, _EMPTY = range(6)
+
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
 
 
 def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
-@dataclass(slots=True)
-class _Entry:
-    shape: tuple[int, ...]
-    dtype: str
-    device: str
-    numel: int
-    kind: str  # 'values' | 'sample' | 'stats' | 'full' | 'empty'
-    payload: torch.Tensor | None
-    ref: weakref.ReferenceType[torch.Tensor] | None
-    version: int = -1  # the tensor's in-place version counter when it was recorded
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
 
 
 class TensorTable:
-    """Tensors seen during one pass; each `add` returns a handle, `finish` turns all of them into TensorInfo.
+    """Tensors seen during one pass; `add` returns a handle, `finish` turns all of them into TensorInfo.
 
-    Why the split: the hooks run inside every backward node, so they only copy small tensors, take a
-    fixed-size sample of large ones (or exact statistics when asked) and drop the reference; the Python
-    work of building records happens once, after the pass, in batches.
+    Why the split: the recorder's hooks run inside every backward node, so `add` only copies small tensors,
+    takes a fixed-size sample of large ones (or exact statistics when the capture asks for them) and lets go
+    of the tensor; building Python records happens once, after the pass, in batches.
     """
 
     def __init__(self, capture: Capture = "auto", max_values: int = 64) -> None:
         self.capture = capture
         self.max_values = max_values
-        self._entries: list[_Entry] = []
+        self._kind: list[int] = []
+        self._meta: list[tuple[tuple[int, ...], str, str, int]] = []  # shape, dtype, device, numel
+        self._payload: list[torch.Tensor | None] = []
+        self._refs: list[weakref.ReferenceType[torch.Tensor] | None] = []
+        self._versions: list[int] = []
         self._seen: dict[int, int] = {}
+        self._want_norm: dict[int, torch.Tensor] = {}  # handle -> tensor whose exact norm finish() computes
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._kind)
 
-    def add(self, tensor: torch.Tensor | None, *, exact: bool = False, copy: bool = False) -> int | None:
-        """Record a tensor now; `exact` asks for exact statistics, `copy` for a snapshot of a tensor
-        that will change in place later (a leaf's .grad before accumulation)."""
+    def add(
+        self,
+        tensor: torch.Tensor | None,
+        *,
+        exact: bool = False,
+        copy: bool = False,
+        fresh: bool = False,
+        exact_norm: bool = False,
+    ) -> int | None:
+        """Record `tensor`, returning its handle (None for None).
+
+        exact: exact statistics even in the default capture. copy: snapshot a tensor that will change in place
+        later (a leaf's .grad before accumulation). fresh: never reuse an earlier record of the same object.
+        exact_norm: the tensor stays alive until finish() (a leaf's .grad after the pass), which then computes
+        its exact norm together with all others in one batched call.
+        """
         if tensor is None:
             return None
         key = id(tensor)
-        handle = self._seen.get(key)
-        if handle is not None and not copy:
-            ref = self._entries[handle].ref
-            # Same object as an earlier record (a node's v is usually its producer's vᵀJ): reuse it,
-            # unless the earlier one was only sampled and this one must be exact, or the tensor changed in
-            # place since (the engine sums a fan-in's parts into the first part's tensor).
-            earlier = self._entries[handle]
-            if (
-                ref is not None
-                and ref() is tensor
-                and earlier.version >= 0
-                and earlier.version == _version(tensor)
-                and (not exact or earlier.kind != "sample")
-            ):
-                return handle
-        entry = self._capture(tensor.detach(), exact=exact, copy=copy)
-        entry.version = _version(tensor)
-        self._entries.append(entry)
-        handle = len(self._entries) - 1
-        if not copy:
+        if not (copy or fresh):
+            handle = self._seen.get(key)
+            if handle is not None:
+                ref = self._refs[handle]
+                # The same object as an earlier record (a node's v is usually its producer's vᵀJ), unchanged
+                # since (same version counter): reuse it, unless it was only sampled and this must be exact.
+                if (
+                    ref is not None
+                    and ref() is tensor
+                    and self._versions[handle] == tensor._version
+                    and not (exact and self._kind[handle] == _SAMPLE)
+                ):
+                    if exact_norm:
+                        self._want_norm[handle] = tensor
+                    return handle
+        original = tensor
+        if tensor.requires_grad:  # create_graph=True passes: summarise values, not the graph
+            tensor = tensor.detach()
+        numel = tensor.numel()
+        handle = len(self._kind)
+        self._meta.append(
+            (tuple(tensor.shape), dtype_name(tensor.dtype), "cpu" if tensor.is_cpu else str(tensor.device), numel)
+        )
+        self._versions.append(original._version)
+        if numel == 0:
+            kind, payload = _EMPTY, None
+        elif tensor.is_complex():
+            kind, payload = _STATS, exact_stats(tensor.abs())  # magnitudes; complex values are not kept
+        elif numel <= self.max_values:
+            kind, payload = _VALUES, tensor.clone()
+        elif self.capture == "full":
+            kind, payload = _FULL, (tensor.clone() if copy else tensor)
+        elif numel <= SAMPLE_SIZE:
+            kind, payload = _SMALL, tensor.clone()  # as cheap as a sample, and exact
+        elif exact or self.capture == "stats":
+            kind, payload = _STATS, exact_stats(tensor)
+        else:
+            kind, payload = _SAMPLE, torch.take(tensor, _sample_index(numel, None if tensor.is_cpu else tensor.device))
+        self._kind.append(kind)
+        self._payload.append(payload)
+        if copy:
+            self._refs.append(None)
+        else:
+            self._refs.append(weakref.ref(original))
             self._seen[key] = handle
-            try:
-                entry.ref = weakref.ref(tensor)
-            except TypeError:  # pragma: no cover - tensors support weak references
-                entry.ref = None
+        if exact_norm and kind == _SAMPLE:
+            self._want_norm[handle] = tensor
         return handle
 
-    def _capture(self, t: torch.Tensor, *, exact: bool, copy: bool) -> _Entry:
-        numel = t.numel()
-        entry = _Entry(tuple(t.shape), dtype_name(t.dtype), str(t.device), numel, "empty", None, None)
-        if numel == 0:
-            return entry
-        if t.is_complex():
-            t = t.abs()  # statistics of magnitudes; complex values are not kept
-            entry.kind = "stats"
-            entry.payload = exact_stats(t)
-        elif numel <= self.max_values:
-            entry.kind = "values"
-            entry.payload = t.clone()
-        elif self.capture == "full":
-            entry.kind = "full"
-            entry.payload = t.clone() if copy else t
-        elif exact or self.capture == "stats":
-            entry.kind = "stats"
-            entry.payload = exact_stats(t)
-        else:
-            entry.kind = "sample"
-            entry.payload = torch.take(t, _sample_index(numel, t.device))
-        return entry
+    def finish(self) -> list[TensorInfo]:
+        """Every recorded tensor as TensorInfo (list index = handle); the table is empty afterwards."""
+        infos: list[TensorInfo | None] = [None] * len(self._kind)
+        norms = self._exact_norms()
+        by_kind: dict[int, list[int]] = {}
+        for handle, kind in enumerate(self._kind):
+            by_kind.setdefault(kind, []).append(handle)
+        for kind, handles in by_kind.items():
+            if kind == _EMPTY:
+                stats: list[Stats | None] = [None] * len(handles)
+            elif kind in (_VALUES, _SMALL, _SAMPLE):
+                stats = list(self._sampled_stats(handles, exact=kind != _SAMPLE, norms=norms))
+            else:
+                rows = torch.stack([self._exact_row(h) for h in handles]).tolist()
+                stats = [_stats_from_row(row, self._meta[h][3]) for h, row in zip(handles, rows, strict=True)]
+            for handle, st in zip(handles, stats, strict=True):
+                shape, dtype, device, _ = self._meta[handle]
+                payload = self._payload[handle]
+                values = None
+                array = None
+                if kind == _VALUES and payload is not None:
+                    values = tuple(payload.reshape(-1).tolist())
+                elif kind == _EMPTY:
+                    values = ()
+                elif kind == _FULL and payload is not None:
+                    array = _as_array(payload)
+                infos[handle] = TensorInfo(shape, dtype, device, st, values, array)
+        self.__init__(self.capture, self.max_values)  # type: ignore[misc]  # release every tensor
+        return infos  # type: ignore[return-value]
 
-    def finish(self) -> list[TensorInfo | None]:
-        """Convert every recorded tensor to TensorInfo (index = handle)."""
-        out: list[TensorInfo | None] = [None] * len(self._entries)
-        rows = [(i, e) for i, e in enumerate(self._entries) if e.kind in ("values", "sample")]
-        for (i, e), stats in zip(rows, _batched_stats([e for _, e in rows]), strict=True):
-            values = _flat_values(e.payload) if e.kind == "values" else None
-            out[i] = TensorInfo(e.shape, e.dtype, e.device, stats, values)
-        exact_rows = [(i, e) for i, e in enumerate(self._entries) if e.kind in ("stats", "full")]
-        if exact_rows:
-            table = torch.stack([_exact_row(e) for _, e in exact_rows]).tolist()
-            for (i, e), row in zip(exact_rows, table, strict=True):
-                values = _flat_values(e.payload) if e.kind == "full" else None
-                out[i] = TensorInfo(e.shape, e.dtype, e.device, _stats_from_row(row, e.numel), values)
-        for i, e in enumerate(self._entries):
-            if e.kind == "empty":
-                out[i] = TensorInfo(e.shape, e.dtype, e.device, None, ())
-        self._entries = []
-        self._seen = {}
+    def _exact_row(self, handle: int) -> torch.Tensor:
+        payload = self._payload[handle]
+        assert payload is not None
+        return exact_stats(payload) if self._kind[handle] == _FULL else payload
+
+    def _exact_norms(self) -> dict[int, tuple[float, int, int]]:
+        """Exact (norm, nan, inf) of the tensors that asked for it, with one batched norm call."""
+        if not self._want_norm:
+            return {}
+        handles = list(self._want_norm)
+        tensors = [self._want_norm[h] for h in handles]
+        try:
+            values = torch.stack([n.double() for n in torch._foreach_norm(tensors)]).tolist()
+        except (RuntimeError, AttributeError):  # pragma: no cover - mixed devices or an older torch
+            values = [float(torch.linalg.vector_norm(t.double())) for t in tensors]
+        out = {}
+        for h, t, norm in zip(handles, tensors, values, strict=True):
+            if math.isfinite(norm):
+                out[h] = (norm, 0, 0)  # a finite norm rules out NaN and Inf exactly
+            else:
+                nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+                out[h] = (_rescaled_norm(t) if nan == inf == 0 else norm, nan, inf)
+        return out
+
+    def _sampled_stats(
+        self, handles: list[int], *, exact: bool, norms: dict[int, tuple[float, int, int]]
+    ) -> list[Stats]:
+        """Statistics of many small tensors or samples at once: one padded float64 matrix, row reductions."""
+        flat = [p.reshape(-1) for p in (self._payload[h] for h in handles) if p is not None]
+        lengths = [int(f.numel()) for f in flat]
+        if exact:  # small tensors of different lengths: pad; padding zeros are excluded below
+            matrix = torch.nn.utils.rnn.pad_sequence([f.to("cpu", torch.float64) for f in flat], batch_first=True)
+            padding = torch.tensor([matrix.shape[1] - n for n in lengths], dtype=torch.float64)
+        else:  # every sample has SAMPLE_SIZE elements: one stack, one conversion, no padding
+            matrix = torch.stack(flat).to("cpu", torch.float64)
+            padding = None
+        sumsq = torch.einsum("ij,ij->i", matrix, matrix)
+        total = matrix.sum(1)
+        nonzero = torch.count_nonzero(matrix, dim=1).double()
+        if padding is None:
+            mn, mx = torch.aminmax(matrix, dim=1)
+        else:
+            mask = torch.arange(matrix.shape[1]).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+            mn = matrix.masked_fill(~mask, math.inf).amin(1)
+            mx = matrix.masked_fill(~mask, -math.inf).amax(1)
+        nan = torch.zeros_like(total)
+        inf = torch.zeros_like(total)
+        bad = ~torch.isfinite(sumsq)
+        if bool(bad.any()):  # NaN/Inf counts only for the rows that have any (a finite sum of squares has none)
+            rows = matrix[bad]
+            nan[bad] = torch.isnan(rows).sum(1).double()
+            inf[bad] = torch.isinf(rows).sum(1).double()
+        # Finite rows whose squares overflowed float64 (|x| above ~1.3e154): their norm, rescaled (rare).
+        rescaled = {
+            r: _rescaled_norm(matrix[r, : lengths[r]])
+            for r in torch.nonzero(bad & (nan == 0) & (inf == 0)).reshape(-1).tolist()
+        }
+        table = torch.stack([sumsq, mn, mx, total, nonzero, nan, inf], 1).tolist()
+        out = []
+        for r, (h, (sq, lo, hi, tot, nz, nn, ni), n) in enumerate(zip(handles, table, lengths, strict=True)):
+            if exact:
+                norm = rescaled[r] if r in rescaled else (math.sqrt(sq) if sq == sq else math.nan)
+                out.append(Stats(norm, lo, hi, tot / n, (n - nz) / n, int(nn), int(ni)))
+                continue
+            exact_norm = norms.get(h)
+            if exact_norm is not None:
+                norm, nan_count, inf_count = exact_norm
+            elif r in rescaled:
+                norm, nan_count, inf_count = rescaled[r] * math.sqrt(self._meta[h][3] / n), 0, 0
+            else:
+                norm = math.sqrt(sq * self._meta[h][3] / n) if sq == sq else math.nan
+                nan_count, inf_count = int(nn), int(ni)
+            out.append(
+                Stats(
+                    norm,
+                    lo,
+                    hi,
+                    tot / n,
+                    (n - nz) / n,
+                    nan_count,
+                    inf_count,
+                    sampled=n,
+                    norm_exact=exact_norm is not None,
+                )
+            )
         return out
 
 
-def _version(t: torch.Tensor) -> int:
-    """The in-place version counter; -1 where a tensor has none (made under inference_mode): never reused."""
-    try:
-        return int(t._version)
-    except RuntimeError:
-        return -1
-
-
-def _exact_row(e: _Entry) -> torch.Tensor:
-    assert e.payload is not None
-    return exact_stats(e.payload) if e.kind == "full" else e.payload
-
-
-def summarise(tensor: torch.Tensor | None, *, max_values: int = 64, capture: Capture = "stats") -> TensorInfo | None:
-    """One tensor to TensorInfo right away (exact statistics unless capture='auto')."""
-    table = TensorTable(capture, max_values)
-    handle = table.add(tensor, exact=capture != "auto", copy=True)
+def summarise(tensor: torch.Tensor | None, *, max_values: int = 64) -> TensorInfo | None:
+    """One tensor to TensorInfo right away, with exact statistics."""
+    table = TensorTable("stats", max_values)
+    handle = table.add(tensor, copy=True)
     return None if handle is None else table.finish()[handle]
 
 
@@ -155,97 +255,55 @@ def exact_stats(t: torch.Tensor) -> torch.Tensor:
     norm = torch.linalg.vector_norm(x)
     total = x.sum()
     nonzero = torch.count_nonzero(x)
-    if x.device.type == "cpu" and bool(torch.isfinite(norm)):
-        # A finite norm rules out NaN and Inf; on the CPU the check costs no device sync.
+    if x.is_cpu and bool(torch.isfinite(norm)):
+        # A finite norm rules out NaN and Inf; on the CPU checking costs no device sync.
         nan = inf = torch.zeros((), dtype=torch.int64)
     else:
         nan, inf = torch.isnan(x).sum(), torch.isinf(x).sum()
-        if x.device.type == "cpu" and x.is_floating_point() and int(nan) == 0 and int(inf) == 0:
-            # Finite elements, infinite norm: the squares overflowed x's dtype (float32 above |x| ~ 1.8e19).
-            # Rare, so the rescaled copy is affordable here.
-            peak = torch.maximum(mn.abs(), mx.abs()).double()
-            norm = peak * torch.linalg.vector_norm(x.double() / peak)
+        if x.is_cpu and x.is_floating_point() and int(nan) == 0 and int(inf) == 0:
+            norm = torch.tensor(_rescaled_norm(x))  # the squares overflowed, not the elements
     return torch.stack(
         [norm.double(), mn.double(), mx.double(), total.double(), nonzero.double(), nan.double(), inf.double()]
     )
 
 
+def _rescaled_norm(x: torch.Tensor) -> float:
+    """The 2-norm of finite values whose squares overflow their dtype: scaled by the largest magnitude first."""
+    peak = float(x.abs().max())
+    if peak == 0 or not math.isfinite(peak):
+        return float(torch.linalg.vector_norm(x.double()))
+    return peak * float(torch.linalg.vector_norm(x.double() / peak))
+
+
 def _stats_from_row(row: list[float], numel: int) -> Stats:
-    return Stats(
-        norm=row[_NORM],
-        min=row[_MIN],
-        max=row[_MAX],
-        mean=row[_SUM] / numel,
-        zeros=1.0 - row[_NONZERO] / numel,
-        nan=int(row[_NAN]),
-        inf=int(row[_INF]),
-    )
+    norm, mn, mx, total, nonzero, nan, inf = row
+    return Stats(norm, mn, mx, total / numel, 1.0 - nonzero / numel, int(nan), int(inf))
 
 
-_INDEX_CACHE: OrderedDict[tuple[int, str], torch.Tensor] = OrderedDict()
+def _as_array(t: torch.Tensor) -> np.ndarray[Any, Any]:
+    """A read-only numpy view of a kept gradient (no copy for CPU float32/float64)."""
+    if not t.is_cpu or t.dtype in (torch.bfloat16, torch.float16):
+        t = t.to("cpu", torch.float32)
+    array = t.numpy()
+    array.flags.writeable = False
+    return array
 
 
-def _sample_index(numel: int, device: torch.device) -> torch.Tensor:
-    """SAMPLE_SIZE evenly spaced flat positions, first and last included (cached: shapes repeat)."""
-    key = (numel, str(device))
+_INDEX_CACHE: OrderedDict[tuple[int, torch.device | None], torch.Tensor] = OrderedDict()
+
+
+def _sample_index(numel: int, device: torch.device | None) -> torch.Tensor:
+    """SAMPLE_SIZE flat positions: evenly spaced runs of SAMPLE_BLOCK consecutive elements, the first run at
+    the start and the last at the end (cached: shapes repeat)."""
+    key = (numel, device)
     index = _INDEX_CACHE.get(key)
     if index is None:
-        index = torch.linspace(0, numel - 1, SAMPLE_SIZE, dtype=torch.float64).round().long().to(device)
+        runs = SAMPLE_SIZE // SAMPLE_BLOCK
+        starts = torch.linspace(0, numel - SAMPLE_BLOCK, runs, dtype=torch.float64).round().long()
+        index = (starts.unsqueeze(1) + torch.arange(SAMPLE_BLOCK)).reshape(-1)
+        if device is not None:
+            index = index.to(device)
         _INDEX_CACHE[key] = index
         if len(_INDEX_CACHE) > 512:
             _INDEX_CACHE.popitem(last=False)
     return index
-
-
-def _flat_values(t: torch.Tensor | None) -> tuple[Any, ...]:
-    assert t is not None
-    return tuple(t.reshape(-1).tolist())
-
-
-def _batched_stats(entries: list[_Entry]) -> list[Stats]:
-    """Statistics of many small tensors and samples at once: one padded float64 matrix, masked reductions."""
-    if not entries:
-        return []
-    flat = [e.payload.reshape(-1).to("cpu", torch.float64) for e in entries]  # type: ignore[union-attr]
-    counts = [int(f.numel()) for f in flat]
-    lengths = torch.tensor(counts)
-    # pad_sequence fills the padded matrix in one call instead of one slice assignment per tensor
-    matrix = torch.nn.utils.rnn.pad_sequence(flat, batch_first=True)
-    width = matrix.shape[1]
-    mask = torch.arange(width).unsqueeze(0) < lengths.unsqueeze(1)
-    nan = torch.isnan(matrix) & mask
-    inf = torch.isinf(matrix) & mask
-    sumsq = (matrix * matrix).sum(1)
-    # Squares overflow float64 above |x| ~ 1.3e154 while the elements are finite: also keep the norm rescaled
-    # by each row's largest magnitude, used where the plain sum overflowed.
-    peak = matrix.abs().amax(1)
-    scaled = ((matrix / peak.clamp_min(1e-300).unsqueeze(1)) ** 2).sum(1)
-    total = matrix.sum(1)
-    zeros = ((matrix == 0) & mask).sum(1)
-    mn = matrix.masked_fill(~mask, math.inf).amin(1)
-    mx = matrix.masked_fill(~mask, -math.inf).amax(1)
-    table = torch.stack(
-        [sumsq, mn, mx, total, zeros.double(), nan.sum(1).double(), inf.sum(1).double(), peak, scaled], 1
-    )
-    stats = []
-    for e, (sq, lo, hi, tot, zc, nn, ni, pk, sc), n in zip(entries, table.tolist(), counts, strict=True):
-        exact = e.kind == "values"
-        scale = 1.0 if exact else e.numel / n
-        if math.isinf(sq) and nn == 0 and ni == 0:
-            norm = pk * math.sqrt(sc * scale)
-        else:
-            norm = math.sqrt(sq * scale) if sq == sq else math.nan
-        stats.append(
-            Stats(
-                norm=norm,
-                min=lo,
-                max=hi,
-                mean=tot / n,
-                zeros=zc / n,
-                nan=int(nn),
-                inf=int(ni),
-                exact=exact,
-                sampled=None if exact else n,
-            )
-        )
-    return stats

@@ -1,0 +1,216 @@
+"""python -m bench: the recorder's and renderer's cost on the reference models, as ratios to plain runs."""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import platform
+import pstats
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import tracer
+
+from .measure import Samples, run_interleaved
+from .models import batch, count_nodes, loss, transformer
+from .render_suite import render_suite
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def recording_suite(repeats: int, with_torchlens: bool) -> dict[str, Any]:
+    """Backward with each capture vs plain backward; forward+backward with the module view (and torchlens)."""
+    model, x = transformer(), batch()
+    nodes = count_nodes(loss(model, x))
+
+    def fresh_loss() -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        return loss(model, x)
+
+    def zero() -> None:
+        model.zero_grad(set_to_none=True)
+
+    def module_view(_: object) -> None:
+        with tracer.record(model=model):
+            loss(model, x).backward()
+
+    backward_modes = {
+        "plain backward": (fresh_loss, lambda y: y.backward()),
+        "capture='auto' (default)": (fresh_loss, lambda y: tracer.trace(y)),
+        "capture='stats'": (fresh_loss, lambda y: tracer.trace(y, capture="stats")),
+        "capture='full'": (fresh_loss, lambda y: tracer.trace(y, capture="full")),
+    }
+    forward_modes: dict[str, Any] = {
+        "plain forward+backward": (zero, lambda _: loss(model, x).backward()),
+        "module view forward+backward": (zero, module_view),
+    }
+    backward = run_interleaved(backward_modes, repeats)
+    forward = run_interleaved(forward_modes, repeats)
+    result: dict[str, Any] = {"nodes": nodes, "backward": _table(backward, "plain backward")}
+    result["forward_backward"] = _table(forward, "plain forward+backward")
+    if with_torchlens:
+        result["torchlens"] = _torchlens(model, x, repeats=max(2, repeats // 3))
+    return result
+
+
+def _torchlens(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict[str, Any] | str:
+    try:
+        import torchlens
+        from torchlens.options import CaptureOptions
+    except ImportError:
+        return "skipped: torchlens is not installed (pip install torchlens)"
+
+    class WithLoss(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            return loss(self.model, inputs)
+
+    wrapped = WithLoss()
+
+    def full_capture(_: object) -> None:
+        log = torchlens.trace(wrapped, x, capture=CaptureOptions(backward_ready=True))
+        log.backward(log[-1].out)
+
+    def zero() -> None:
+        model.zero_grad(set_to_none=True)
+
+    samples = run_interleaved(
+        {
+            "plain forward+backward": (zero, lambda _: loss(model, x).backward()),
+            "torchlens full capture": (zero, full_capture),
+        },
+        repeats,
+    )
+    return _table(samples, "plain forward+backward")
+
+
+def _table(samples: dict[str, Samples], baseline: str) -> dict[str, Any]:
+    base = samples[baseline]
+    rows = {}
+    for name, s in samples.items():
+        rows[name] = {
+            "wall_ms": s.median("wall") * 1000,
+            "cpu_ms": s.median("cpu") * 1000,
+            "wall_ratio": s.median("wall") / base.median("wall"),
+            "cpu_ratio": s.median("cpu") / base.median("cpu"),
+            "peak_rss_mib": s.median("peak_mib"),
+            "peak_added_pct": 100 * (s.median("peak_mib") - base.median("peak_mib")) / base.median("peak_mib"),
+        }
+    return rows
+
+
+def scaling_suite(repeats: int) -> list[dict[str, Any]]:
+    """Recording cost at about 500, 1k, 2k and 4k nodes (a smaller layer, repeated)."""
+    rows = []
+    for layers in (6, 13, 27, 54):
+        model = transformer(layers=layers, d_model=64, heads=4, ff=256)
+        x = batch(d_model=64, batch_size=4, sequence=16)
+
+        def fresh(model: torch.nn.Module = model, x: torch.Tensor = x) -> torch.Tensor:
+            model.zero_grad(set_to_none=True)
+            return loss(model, x)
+
+        nodes = count_nodes(fresh())
+        samples = run_interleaved(
+            {"plain": (fresh, lambda y: y.backward()), "traced": (fresh, lambda y: tracer.trace(y))}, repeats
+        )
+        plain, traced = samples["plain"].median(), samples["traced"].median()
+        rows.append(
+            {
+                "layers": layers,
+                "nodes": nodes,
+                "plain_ms": plain * 1000,
+                "traced_ms": traced * 1000,
+                "added_us_per_node": (traced - plain) / nodes * 1e6,
+                "ratio": traced / plain,
+            }
+        )
+    return rows
+
+
+def profile_top(count: int = 12) -> list[str]:
+    """Where the default capture's time goes: cProfile of traced backward passes, by own time."""
+    model, x = transformer(), batch()
+    profiler = cProfile.Profile()
+    for _ in range(3):
+        model.zero_grad(set_to_none=True)
+        y = loss(model, x)
+        profiler.enable()
+        tracer.trace(y)
+        profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(count)
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("ncalls"))
+    return [line.rstrip() for line in lines[start : start + count + 1]]
+
+
+def _print_rows(title: str, rows: dict[str, Any]) -> None:
+    print(f"\n{title}")
+    print(f"  {'':32s} {'wall ms':>9s} {'ratio':>7s} {'cpu ms':>9s} {'ratio':>7s} {'peak RSS MiB':>13s} {'added':>7s}")
+    for name, r in rows.items():
+        print(
+            f"  {name:32s} {r['wall_ms']:9.1f} {r['wall_ratio']:6.3f}x {r['cpu_ms']:9.1f} {r['cpu_ratio']:6.3f}x "
+            f"{r['peak_rss_mib']:13.0f} {r['peak_added_pct']:6.1f}%"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=9, help="rounds of interleaved runs (medians are reported)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, no torchlens, no scaling: a smoke run")
+    parser.add_argument("--no-torchlens", action="store_true", help="skip the torchlens comparison")
+    parser.add_argument("--no-render", action="store_true", help="skip the rendering comparison")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"where to write the JSON (default {RESULTS})")
+    args = parser.parse_args(argv)
+    repeats = 3 if args.quick else args.repeats
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    results: dict[str, Any] = {
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+        },
+        "reference": "nn.TransformerEncoder, 12 layers, d_model 256, 8 heads, ff 1024, batch 8, sequence 64, "
+        "float32, CPU, training mode",
+    }
+    print(f"gradtrace benchmark — {results['reference']}; medians of {repeats} interleaved rounds")
+    recording = recording_suite(repeats, with_torchlens=not (args.quick or args.no_torchlens))
+    results["recording"] = recording
+    print(f"\nreference graph: {recording['nodes']} backward nodes")
+    _print_rows("backward pass (ratios to plain backward)", recording["backward"])
+    _print_rows("forward + backward (ratios to plain forward+backward)", recording["forward_backward"])
+    if isinstance(recording.get("torchlens"), dict):
+        _print_rows("torchlens (ratios to plain forward+backward)", recording["torchlens"])
+    elif "torchlens" in recording:
+        print(f"\ntorchlens: {recording['torchlens']}")
+    if not args.quick:
+        results["scaling"] = scaling_suite(max(3, repeats // 2))
+        print("\nscaling (default capture, smaller layers)")
+        print(f"  {'nodes':>6s} {'plain ms':>9s} {'traced ms':>10s} {'ratio':>7s} {'added µs/node':>14s}")
+        for r in results["scaling"]:
+            print(
+                f"  {r['nodes']:6d} {r['plain_ms']:9.1f} {r['traced_ms']:10.1f} {r['ratio']:6.3f}x "
+                f"{r['added_us_per_node']:14.1f}"
+            )
+    if not args.no_render:
+        results["rendering"] = render_suite(quick=args.quick)
+    results["profile"] = profile_top()
+    print("\nwhere the time goes (cProfile of 3 traced backward passes, default capture):")
+    print("\n".join("  " + line for line in results["profile"]))
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
