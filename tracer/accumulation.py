@@ -129,9 +129,11 @@ def _checked(
     part_values = [g.flat() for g in present]
     if total_values is not None and all(p is not None and p.shape == total_values.shape for p in part_values):
         parts_matrix = np.stack(part_values)  # type: ignore[arg-type]
-        computed = parts_matrix.sum(axis=0)
-        size = np.abs(parts_matrix).sum(axis=0)
-        gap = np.abs(computed - total_values)
+        # inf + -inf is NaN here as in the engine: no RuntimeWarning for it (the comparison below handles NaN)
+        with np.errstate(invalid="ignore", over="ignore"):
+            computed = parts_matrix.sum(axis=0)
+            size = np.abs(parts_matrix).sum(axis=0)
+            gap = np.abs(computed - total_values)
         # the same non-finite value on both sides (NaN in a part gives NaN in the sum) agrees
         agree = (computed == total_values) | (np.isnan(computed) & np.isnan(total_values))
         gap[agree] = 0.0
