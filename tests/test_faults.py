@@ -112,8 +112,11 @@ def test_nan_caught_by_anomaly_mode(hook_calls: list[str]) -> None:
     assert not partial.complete and "Function 'SqrtBackward0' returned nan values" in partial.error
     sqrt = next(s for s in partial.steps if s.name == "SqrtBackward0")
     assert sqrt.vjp[0].stats.nan == 1  # the trace shows where the NaN came from
+    # the node anomaly mode names is the one marked as raising; the leaf after it never ran
+    assert [s.name for s in partial.nodes if s.note and s.note.startswith("raised")] == ["SqrtBackward0"]
+    assert [s.name for s in partial.steps] == ["SumBackward0", "MulBackward0", "SqrtBackward0"]
     assert sqrt.source is not None and sqrt.source.startswith(__file__)  # anomaly mode's forward line
-    assert hook_calls.count("post") >= 3  # SqrtBackward0 finished; then the check raised
+    assert hook_calls.count("post") == len(partial.steps)  # SqrtBackward0 finished; then the check raised
     _fault()
 
 

@@ -55,6 +55,7 @@ class BackwardCall:
         )
 
 
+_NAMED_FAILURE = re.compile(r"Function '(\w+)' returned nan values")  # anomaly mode, after the node ran
 _BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -349,7 +350,7 @@ class PassRecorder:
 
     def _finish(self, result: Any, error: BaseException | None) -> Trace:
         self.reached = {id(self.states[i].variable) for i in self.order if self.states[i].variable is not None}
-        failing = self._failing_node() if error is not None else None
+        failing = self._failing_node(error) if error is not None else None
         ids = self._assign_ids(failing)
         add = self.table.add
         totals = {
@@ -417,9 +418,15 @@ class PassRecorder:
             rank=distributed_rank(),
         )
 
-    def _failing_node(self) -> int | None:
-        """The node that raised: the one the engine would pick next — every producer done, highest priority
+    def _failing_node(self, error: BaseException) -> int | None:
+        """The node that raised: the one the error names when it finished first (anomaly mode checks a node's
+        output after it ran), else the one the engine would pick next — every producer done, highest priority
         (sequence number; AccumulateGrad nodes have the highest) — among those not done."""
+        named = _NAMED_FAILURE.search(str(error))
+        if named is not None:
+            for i in reversed(self.order):
+                if self.states[i].name == named.group(1):
+                    return i
         done = set(self.order)
         producers: dict[int, list[int]] = {}
         for i, st in enumerate(self.states):
