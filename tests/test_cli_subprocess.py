@@ -168,3 +168,4 @@ def test_under_torchrun_each_rank_writes_its_own_files(tmp_path: Path) -> None:
         trace = tracer.load(out / f"ddp.rank{rank}.pass1.json")
         weight = trace.leaves["model.module.weight"]
         assert weight.grad_total is not None and weight.grad_total.values == (3.0, 3.0, 3.0)  # DDP's average of 2 and 4
+        assert trace.rank == rank  # the trace itself says which rank recorded it

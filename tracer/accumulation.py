@@ -9,6 +9,7 @@ this pass's gradient added to it (why the tutorials zero .grad between passes).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -95,6 +96,15 @@ def accumulation_points(trace: Trace) -> list[AccumulationPoint]:
     return sorted(points, key=lambda p: (p.node, p.slot, p.kind != "fan-in"))
 
 
+def _fsum(values: Iterable[float]) -> float:
+    """math.fsum, but +inf and -inf add up to NaN as in the engine (fsum raises ValueError for them)."""
+    items = list(values)
+    try:
+        return math.fsum(items)
+    except ValueError:
+        return sum(items)
+
+
 def _part(trace: Trace, a: Inflow) -> Part:
     return Part(a.label(trace), a.grad, seed=a.seed, node=a.source, edge=a.edge)
 
@@ -119,9 +129,11 @@ def _checked(
     part_values = [g.flat() for g in present]
     if total_values is not None and all(p is not None and p.shape == total_values.shape for p in part_values):
         parts_matrix = np.stack(part_values)  # type: ignore[arg-type]
-        computed = parts_matrix.sum(axis=0)
-        size = np.abs(parts_matrix).sum(axis=0)
-        gap = np.abs(computed - total_values)
+        # inf + -inf is NaN here as in the engine: no RuntimeWarning for it (the comparison below handles NaN)
+        with np.errstate(invalid="ignore", over="ignore"):
+            computed = parts_matrix.sum(axis=0)
+            size = np.abs(parts_matrix).sum(axis=0)
+            gap = np.abs(computed - total_values)
         # the same non-finite value on both sides (NaN in a part gives NaN in the sum) agrees
         agree = (computed == total_values) | (np.isnan(computed) & np.isnan(total_values))
         gap[agree] = 0.0
@@ -136,8 +148,8 @@ def _checked(
         )
     stats = [g.stats for g in present]
     if total.stats is not None and total.stats.exact and all(s is not None and s.exact for s in stats):
-        mean = math.fsum(s.mean for s in stats if s is not None)
-        magnitude = math.fsum(max(abs(s.min), abs(s.max)) for s in stats if s is not None)
+        mean = _fsum(s.mean for s in stats if s is not None)
+        magnitude = _fsum(max(abs(s.min), abs(s.max)) for s in stats if s is not None)
         # Each recorded mean comes from a sum in the tensor's dtype: pairwise summation errs by ~log2(n) eps.
         rounding = (len(present) + 1) * (math.log2(max(total.numel, 2)) + 1) * precision
         return _with(

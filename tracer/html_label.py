@@ -29,6 +29,8 @@ class Ink:
 
 def font(html: str, colour: str, *, size: float | None = None, bold: bool = False) -> str:
     """Wrap already-escaped label html in a FONT (and B) element."""
+    if not html:  # Graphviz rejects an empty <B></B> or <FONT></FONT> (an empty name: names={"": x})
+        return ""
     inner = f"<B>{html}</B>" if bold else html
     point = f' POINT-SIZE="{size:g}"' if size is not None else ""
     return f'<FONT COLOR="{colour}"{point}>{inner}</FONT>'

@@ -220,6 +220,7 @@ class Trace:
     error: str | None = None  # the exception that stopped an incomplete pass
     notes: tuple[str, ...] = ()
     torch_version: str = ""
+    rank: int | None = None  # torch.distributed rank of the process that recorded the pass, when initialised
     modules: Mapping[str, str] = field(default_factory=dict)  # module path -> class name (module view)
 
     @property
@@ -283,7 +284,7 @@ class Trace:
 
     def __repr__(self) -> str:
         seeds = ", ".join(f"{s.name or 'output'}{list(s.shape)}" for s in self.seeds)
-        state = "" if self.complete else ", incomplete"
+        state = ("" if self.rank is None else f", rank {self.rank}") + ("" if self.complete else ", incomplete")
         return (
             f"<Trace #{self.index} {self.kind} of {seeds}: {len(self.steps)} steps, {len(self.leaves)} leaves{state}>"
         )

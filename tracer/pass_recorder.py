@@ -13,6 +13,7 @@ import functools
 import gc
 import re
 import sys
+import threading
 from collections import deque
 from typing import Any
 
@@ -54,6 +55,7 @@ class BackwardCall:
         )
 
 
+_NAMED_FAILURE = re.compile(r"Function '(\w+)' returned nan values")  # anomaly mode, after the node ran
 _BACKWARD_SUFFIX = re.compile(r"Backward\d*$")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -68,8 +70,31 @@ def _op_from_name(name: str) -> str:
     return _CAMEL.sub("_", base).lower() if base != name else name
 
 
+NESTED_REASON = (
+    "not on this pass's graph, but it got its gradient in a nested backward pass that a node of this pass "
+    "started (a reentrant torch.utils.checkpoint does this): see the pass recorded after this one"
+)
+COMPILED_OP = "torch.compile: a compiled region, its whole backward in one node"
+COMPILED_NOTE = (
+    "torch.compile runs the backward of this compiled region as one function: the steps inside it are not "
+    "visible and its Jacobian is not computed; run the model without torch.compile to see them"
+)
+
+
+def _is_compiled(node: Any) -> bool:
+    """A torch.compile'd region: AOTAutograd puts its whole backward into one CompiledFunction node."""
+    forward_cls = getattr(node, "_forward_cls", None)
+    return (
+        forward_cls is not None
+        and forward_cls.__name__ == "CompiledFunction"
+        and forward_cls.__module__.startswith("torch._functorch")
+    )
+
+
 def describe_op(name: str, node: Any) -> str:
     """The forward operation a backward node came from, in plain words."""
+    if _is_compiled(node):
+        return COMPILED_OP
     forward_cls = getattr(node, "_forward_cls", None)
     if forward_cls is not None:
         return f"{forward_cls.__name__}.apply"
@@ -100,6 +125,31 @@ def _fits(tensors: tuple[torch.Tensor | None, ...], limit: int) -> bool:
             if total > limit:
                 return False
     return True
+
+
+_running = threading.local()
+
+
+def running_passes() -> list[PassRecorder]:
+    """The recorded passes this thread is inside (the engine is running them), innermost last."""
+    stack: list[PassRecorder] | None = getattr(_running, "stack", None)
+    if stack is None:
+        stack = _running.stack = []
+    return stack
+
+
+def _graph_task_id() -> int:
+    """The id of the backward pass the engine is running in this thread (-1 when torch cannot tell)."""
+    get = getattr(torch._C, "_current_graph_task_id", None)
+    return -1 if get is None else int(get())
+
+
+def distributed_rank() -> int | None:
+    """This process's rank when torch.distributed is initialised (DDP, torchrun), else None."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return int(dist.get_rank())
+    return None
 
 
 @functools.lru_cache(maxsize=65536)
@@ -164,6 +214,10 @@ class PassRecorder:
         self.seed_handles: list[int | None] = []
         self.retained: list[tuple[str, torch.Tensor, int, int, int | None]] = []  # name, t, node, slot, before
         self.input_nodes: list[tuple[Any, tuple[int, int] | None]] = []
+        self.thread = threading.get_ident()
+        self.task: int | None = None  # the engine's id of this pass, learnt when its first node runs
+        self.reached: set[int] = set()  # id() of the leaves this pass accumulated into (kept after release)
+        self.nested_reached: set[int] = set()  # ... and those that passes started inside it accumulated into
 
     # -- before the pass
 
@@ -235,12 +289,31 @@ class PassRecorder:
         for st in states:
             st.fan_in_many = frozenset(k for k, count in st.fan_in.items() if count > 1)
 
+    def _owns_this_run(self, i: int) -> bool:
+        """Whether a node running now runs in this pass. A node can belong to several graphs at once (a leaf's
+        AccumulateGrad, used by another thread's pass or by a pass a hook starts), and then it fires the hooks
+        of every pass that hooked it."""
+        task = _graph_task_id()
+        if self.task is not None:
+            return task == self.task
+        # The first of our nodes to finish: in our own thread while we are the innermost recorded pass there,
+        # or, on an engine device thread, one of the outputs' nodes (every other node waits for those).
+        stack = running_passes()
+        mine = (threading.get_ident() == self.thread and bool(stack) and stack[-1] is self) or any(
+            root is not None and root[0] == i for root in self.roots
+        )
+        if mine:
+            self.task = task
+        return mine
+
     def _hook(self, i: int, st: _NodeState) -> Any:
         order, table, limit = self.order, self.table, self.options.jacobian_limit
         add, add_default = table.add, table.add_default
 
         def post(grad_inputs: tuple[torch.Tensor | None, ...], grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
             # Runs inside every backward node: kept to plain calls and locals, no keyword arguments.
+            if not self._owns_this_run(i):
+                return
             order.append(i)
             try:
                 if st.variable is not None:
@@ -289,7 +362,8 @@ class PassRecorder:
                 gc.enable()
 
     def _finish(self, result: Any, error: BaseException | None) -> Trace:
-        failing = self._failing_node() if error is not None else None
+        self.reached = {id(self.states[i].variable) for i in self.order if self.states[i].variable is not None}
+        failing = self._failing_node(error) if error is not None else None
         ids = self._assign_ids(failing)
         add = self.table.add
         totals = {
@@ -314,6 +388,8 @@ class PassRecorder:
             note = None
             if i == failing:
                 note = f"raised {type(error).__name__}: {_first_line(error)}" if error is not None else None
+            elif _is_compiled(st.fn):
+                note = COMPILED_NOTE
             elif local is not None and local.note:
                 note = local.note
             v = tuple([infos_or_none[-1 if h is None else h] for h in st.v])
@@ -355,11 +431,18 @@ class PassRecorder:
             notes=tuple(self.notes),
             torch_version=torch.__version__,
             modules=dict(sorted({**self.module_classes, **dict(st.module for st in self.states if st.module)}.items())),
+            rank=distributed_rank(),
         )
 
-    def _failing_node(self) -> int | None:
-        """The node that raised: the one the engine would pick next — every producer done, highest priority
+    def _failing_node(self, error: BaseException) -> int | None:
+        """The node that raised: the one the error names when it finished first (anomaly mode checks a node's
+        output after it ran), else the one the engine would pick next — every producer done, highest priority
         (sequence number; AccumulateGrad nodes have the highest) — among those not done."""
+        named = _NAMED_FAILURE.search(str(error))
+        if named is not None:
+            for i in reversed(self.order):
+                if self.states[i].name == named.group(1):
+                    return i
         done = set(self.order)
         producers: dict[int, list[int]] = {}
         for i, st in enumerate(self.states):
@@ -499,7 +582,9 @@ class PassRecorder:
                     shape=tuple(t.shape),
                     dtype=dtype_name(t.dtype),
                     node=None,
-                    reason="not on any path from the outputs (not used to compute them, or only through "
+                    reason=NESTED_REASON
+                    if id(t) in self.nested_reached
+                    else "not on any path from the outputs (not used to compute them, or only through "
                     "detach() / torch.no_grad())",
                 )
         return leaves

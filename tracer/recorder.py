@@ -28,7 +28,7 @@ from .local_jacobian import NestedPassRefused, calling_node
 from .model import CAPTURES, Capture, Options, Trace
 from .modules import ModuleTagger
 from .names import NameBook, frame_source, module_variable, user_frame
-from .pass_recorder import BackwardCall, PassRecorder
+from .pass_recorder import BackwardCall, PassRecorder, running_passes
 
 
 class GradtraceWarning(UserWarning):
@@ -144,7 +144,7 @@ def trace(
             torch.autograd.backward(
                 outputs, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs
             )
-        except Exception as exc:
+        except BaseException as exc:  # also KeyboardInterrupt: the pass so far is kept on it, not lost
             add_explanation(exc, _as_tuple(outputs), _as_tuple(gradient))
             if rec.traces:
                 exc.partial_trace = rec.traces[0]  # type: ignore[attr-defined]
@@ -299,15 +299,23 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
         frame_source(frame),
         modules=None if tagger is None else tagger.classes,
     )
+    running = running_passes()
+    parent = running[-1] if running else None  # a pass started from inside a node of this one
     try:
         pas.install()
-        result = engine.run_backward(*args, **kwargs)
+        running.append(pas)
+        try:
+            result = engine.run_backward(*args, **kwargs)
+        finally:
+            running.pop()
     except BaseException as exc:
         pas.remove()
         _finish_and_deliver(pas, recorders, indices, None, exc)
         raise
     pas.remove()
     _finish_and_deliver(pas, recorders, indices, result, None)
+    if parent is not None:
+        parent.nested_reached |= pas.reached
     return result
 
 

@@ -26,6 +26,7 @@ FORMAT = "gradtrace.trace"
 VERSION = 1
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 MAX_TEXT = 512 * 1024 * 1024  # refuse to parse more than this: a trace file is never that large
+MAX_INT = 2**63 - 1  # the largest id, dimension or count a trace can hold (torch's int64)
 
 
 def to_plain(obj: Any) -> Any:
@@ -54,6 +55,8 @@ def loads(text: str | bytes) -> Trace:
     """Parse trace JSON text; raises TraceFormatError naming what is wrong and where."""
     if len(text) > MAX_TEXT:
         raise TraceFormatError(f"trace text is {len(text)} bytes, more than the {MAX_TEXT} a trace can be")
+    if isinstance(text, str) and text.startswith(_BOM):  # a byte-order mark, as json accepts it in bytes
+        text = text[1:]
     try:
         document = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
@@ -66,7 +69,7 @@ def loads(text: str | bytes) -> Trace:
             f'not a gradtrace trace: expected a JSON object with "format": "{FORMAT}", found {found!r}'
         )
     version = document.get("version")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # true and 1.0 equal 1 in Python, but are not versions
         raise TraceFormatError(
             f"unsupported trace version {version!r}: this gradtrace reads version {VERSION}; "
             "re-record the trace, or use the gradtrace version that wrote it"
@@ -86,21 +89,40 @@ def load(source: str | os.PathLike[str] | bytes) -> Trace:
     """A Trace from a JSON file path or from JSON text."""
     if isinstance(source, bytes):
         return loads(source)
-    if isinstance(source, str) and source.lstrip()[:1] in ("{", "["):
+    if isinstance(source, str) and source.lstrip(_BOM + " \t\r\n")[:1] in ("{", "["):
         return loads(source)
     path = Path(source)
-    if not path.exists():
-        raise FileNotFoundError(f"no trace file at {str(path)!r}")
-    if path.is_dir():
-        raise TraceFormatError(f"{str(path)!r} is a folder; give the path of a trace .json file")
+    shown = _quoted(str(path))
     try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. a name longer than the system allows: no such file either way
+        raise FileNotFoundError(f"no trace file at {shown} ({exc.strerror or exc})") from None
+    if not exists:
+        raise FileNotFoundError(f"no trace file at {shown}")
+    if path.is_dir():
+        raise TraceFormatError(f"{shown} is a folder; give the path of a trace .json file")
+    if not path.is_file():  # a device or pipe (/dev/zero) could be read forever
+        raise TraceFormatError(f"{shown} is not a regular file; give the path of a trace .json file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_TEXT:
+            raise TraceFormatError(f"{shown} is {size} bytes, more than the {MAX_TEXT} a trace can be")
         data = path.read_bytes()
     except OSError as exc:
-        raise TraceFormatError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        raise TraceFormatError(f"cannot read {shown}: {exc.strerror or exc}") from None
     try:
         return loads(data)
     except TraceFormatError as exc:
         raise TraceFormatError(f"{path}: {exc}") from None
+
+
+_BOM = "\ufeff"
+
+
+def _quoted(text: str, limit: int = 80) -> str:
+    """repr() of a name or path for a message, cut short: hostile input is not echoed back whole."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -136,7 +158,8 @@ def from_plain(tp: Any, data: Any, path: str) -> Any:
         if data is None and type(None) in options:
             return None
         errors = []
-        for option in options:
+        # An option of exactly the value's type first: 1 in a float | int | bool field stays the int 1.
+        for option in sorted(options, key=lambda o: o is not type(data)):
             if option is type(None):
                 continue
             try:
@@ -173,13 +196,18 @@ def from_plain(tp: Any, data: Any, path: str) -> Any:
     if tp is int:
         if isinstance(data, bool) or not isinstance(data, int):
             raise _wrong(path, "a whole number", data)
+        if abs(data) > MAX_INT:  # ids, shapes and counts: nothing torch makes is larger
+            raise TraceFormatError(f"{path}: whole number out of range ({len(str(abs(data)))} digits)")
         return data
     if tp is float:
         if isinstance(data, str) and data in _NONFINITE:
             return _NONFINITE[data]
         if isinstance(data, bool) or not isinstance(data, int | float):
             raise _wrong(path, "a number", data)
-        return float(data)
+        try:
+            return float(data)
+        except OverflowError:  # an integer beyond float's range
+            raise TraceFormatError(f"{path}: number out of range ({len(str(abs(data)))} digits)") from None
     if tp is str:
         if not isinstance(data, str):
             raise _wrong(path, "a string", data)
@@ -239,6 +267,7 @@ def validate(trace: Trace) -> None:
                 _check_tensor(t, f"{where}.{label}[{k}]")
         if len(n.vjp) > len(n.edges):
             raise TraceFormatError(f"{where}.vjp: {len(n.vjp)} entries for {len(n.edges)} edges")
+        _check_jacobian(n, where)
     for s in trace.seeds:
         if s.target is not None and s.target not in known:
             raise TraceFormatError(f"trace.seeds[{s.index}].target: {s.target} is not a node of this trace")
@@ -249,15 +278,136 @@ def validate(trace: Trace) -> None:
         if leaf.node is not None and leaf.node not in known:
             raise TraceFormatError(f"trace.leaves[{name!r}].node: {leaf.node} is not a node of this trace")
         for label in ("grad", "grad_before", "grad_total"):
-            _check_tensor(getattr(leaf, label), f"trace.leaves[{name!r}].{label}")
+            t = getattr(leaf, label)
+            _check_tensor(t, f"trace.leaves[{name!r}].{label}")
+            if t is not None and t.shape != leaf.shape:
+                raise TraceFormatError(
+                    f"trace.leaves[{name!r}].{label}: shape {_shape_text(t.shape)}, but the leaf's shape is "
+                    f"{_shape_text(leaf.shape)} (a gradient has its tensor's shape)"
+                )
+
+    _check_acyclic(trace)
+    _check_flow_shapes(trace)
+
+
+def _check_flow_shapes(trace: Trace) -> None:
+    """Every gradient arriving at one input slot (along edges, as a seed) has that slot's shape: the engine sums
+    them there, after summing broadcast gradients down to the input's shape. A leaf's slot has its shape."""
+    by_id = {n.id: n for n in trace.nodes}
+    expected: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
+    for n in trace.nodes:
+        if n.executed:
+            for nr, t in enumerate(n.v):
+                if t is not None:
+                    expected[(n.id, nr)] = (t.shape, f"node {n.id}'s input {nr}")
+    for name, leaf in trace.leaves.items():
+        if leaf.node is not None:
+            expected.setdefault((leaf.node, leaf.input_nr), (leaf.shape, f"leaf {_quoted(name)}"))
+    arrivals = [
+        (f"trace.nodes[{n.id - 1}].edges[{k}]", e.target, e.input_nr, n.vjp[k] if k < len(n.vjp) else None)
+        for n in trace.nodes
+        if n.executed
+        for k, e in enumerate(n.edges)
+    ]
+    arrivals += [(f"trace.seeds[{s.index}]", s.target, s.input_nr, s.v) for s in trace.seeds]
+    for where, target, nr, grad in arrivals:
+        if target is None:
+            continue
+        node = by_id[target]
+        if node.executed and not 0 <= nr < max(len(node.v), 1):
+            raise TraceFormatError(f"{where}: input_nr {nr}, but node {node.id} has {len(node.v)} input(s)")
+        if grad is None:
+            continue
+        shape, what = expected.setdefault((target, nr), (grad.shape, where))
+        if grad.shape != shape:
+            raise TraceFormatError(
+                f"{where}: sends a {_shape_text(grad.shape)} gradient to node {target}, but {what} is "
+                f"{_shape_text(shape)}"
+            )
+
+
+def _check_acyclic(trace: Trace) -> None:
+    """A backward graph has no cycles (the analysis sorts it topologically): Kahn's algorithm, no recursion."""
+    targets = {n.id: [e.target for e in n.edges if e.target is not None] for n in trace.nodes}
+    incoming = dict.fromkeys(targets, 0)
+    for ts in targets.values():
+        for t in ts:
+            incoming[t] += 1
+    ready = [i for i, count in incoming.items() if count == 0]
+    seen = 0
+    while ready:
+        i = ready.pop()
+        seen += 1
+        for t in targets[i]:
+            incoming[t] -= 1
+            if incoming[t] == 0:
+                ready.append(t)
+    if seen < len(targets):
+        stuck = sorted(i for i, count in incoming.items() if count > 0)
+        shown = ", ".join(map(str, stuck[:8])) + (", ..." if len(stuck) > 8 else "")
+        raise TraceFormatError(
+            f"trace.nodes: the edges form a cycle (nodes {shown} are on it or after it); a backward graph has none"
+        )
 
 
 def _check_tensor(t: Any, where: str) -> None:
     if t is None:
         return
     if any(d < 0 for d in t.shape):
-        raise TraceFormatError(f"{where}.shape: dimensions cannot be negative, found {list(t.shape)}")
-    if t.values is not None and len(t.values) != math.prod(t.shape):
+        raise TraceFormatError(f"{where}.shape: dimensions cannot be negative, found {_shape_text(t.shape)}")
+    numel = _numel(t.shape)
+    if numel is None:
+        raise TraceFormatError(f"{where}.shape: {len(t.shape)} dimensions hold more elements than a tensor can")
+    if t.values is not None and len(t.values) != numel:
         raise TraceFormatError(
-            f"{where}.values: {len(t.values)} values for shape {list(t.shape)} ({math.prod(t.shape)} elements)"
+            f"{where}.values: {len(t.values)} values for shape {_shape_text(t.shape)} ({numel} elements)"
+        )
+    if t.stats is not None:
+        _check_stats(t.stats, f"{where}.stats")
+
+
+def _check_stats(stats: Any, where: str) -> None:
+    """What statistics of real numbers always satisfy (the renderer takes logarithms of norms, for one)."""
+    if stats.norm < 0:  # False for NaN, which a NaN gradient has
+        raise TraceFormatError(f"{where}.norm cannot be negative, found {stats.norm!r}")
+    if not 0 <= stats.zeros <= 1:
+        raise TraceFormatError(f"{where}.zeros is a share between 0 and 1, found {stats.zeros!r}")
+    if stats.nan < 0 or stats.inf < 0 or (stats.sampled is not None and stats.sampled < 1):
+        raise TraceFormatError(f"{where}: counts cannot be negative (nan, inf) or below 1 (sampled)")
+
+
+def _numel(shape: tuple[int, ...]) -> int | None:
+    """The number of elements, or None when it exceeds what a tensor can hold (stops early: no huge products)."""
+    n = 1
+    for d in shape:
+        n *= d
+        if n > MAX_INT:
+            return None
+    return n
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    if len(shape) <= 8:
+        return str(list(shape))
+    return f"[{', '.join(map(str, shape[:4]))}, ... ({len(shape)} dimensions)]"
+
+
+def _check_jacobian(step: Any, where: str) -> None:
+    """The matrix has one row per element of the outputs that got a gradient, one column per element sent."""
+    jac = step.jacobian
+    if jac is None:
+        return
+    sizes = []
+    for label, shapes in (("rows", jac.rows), ("cols", jac.cols)):
+        total = 0
+        for k, shape in enumerate(shapes):
+            numel = None if shape is None else _numel(shape)
+            if shape is not None and (numel is None or any(d < 0 for d in shape)):
+                raise TraceFormatError(f"{where}.jacobian.{label}[{k}]: not a valid shape")
+            total += numel or 0
+        sizes.append(total)
+    n_rows, n_cols = sizes
+    if len(jac.matrix) != n_rows or any(len(row) != n_cols for row in jac.matrix):
+        raise TraceFormatError(
+            f"{where}.jacobian.matrix: expected {n_rows} rows of {n_cols} numbers for its rows and cols shapes"
         )

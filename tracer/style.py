@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -129,5 +130,13 @@ class ColourScale:
         if self.low is None or self.high is None:
             return []
         if self.high - self.low < 1e-12:
-            return [10**self.low]
-        return [10 ** (self.low + (self.high - self.low) * k / (count - 1)) for k in range(count)]
+            return [_ten_to(self.low)]
+        return [_ten_to(self.low + (self.high - self.low) * k / (count - 1)) for k in range(count)]
+
+
+def _ten_to(exponent: float) -> float:
+    """10**exponent; log10 of float's maximum rounds up, and its power would overflow."""
+    try:
+        return float(10**exponent)
+    except OverflowError:
+        return sys.float_info.max

@@ -189,7 +189,8 @@ class TensorTable:
             if math.isfinite(norm):
                 out[h] = (norm, 0, 0)  # a finite norm rules out NaN and Inf exactly
             else:
-                out[h] = (norm, int(torch.isnan(t).sum()), int(torch.isinf(t).sum()))
+                nan, inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+                out[h] = (_rescaled_norm(t) if nan == inf == 0 else norm, nan, inf)
         return out
 
     def _sampled_stats(
@@ -213,10 +214,16 @@ class TensorTable:
         nonzero = np.add.reduceat(values != 0, starts)
         low = np.minimum.reduceat(values, starts)
         high = np.maximum.reduceat(values, starts)
+        rescaled: dict[int, float] = {}
         if np.isfinite(sumsq).all():  # a finite sum of squares rules out NaN and Inf in its segment
             nans = infs = np.zeros(len(lengths), dtype=np.int64)
         else:
             nans, infs = np.add.reduceat(np.isnan(values), starts), np.add.reduceat(np.isinf(values), starts)
+            # Finite segments whose squares overflowed (|x| above ~1.3e154): their norm, scaled first (rare).
+            for r in np.flatnonzero(~np.isfinite(sumsq) & (nans == 0) & (infs == 0)).tolist():
+                segment = values[starts[r] : starts[r] + lengths[r]].astype(np.float64)
+                peak = float(np.abs(segment).max())
+                rescaled[r] = peak * float(np.sqrt(np.square(segment / peak).sum())) if peak else 0.0
         table = zip(
             handles,
             sumsq.tolist(),
@@ -230,15 +237,17 @@ class TensorTable:
             strict=True,
         )
         out = []
-        for h, sq, lo, hi, tot, nz, nn, ni, n in table:
+        for r, (h, sq, lo, hi, tot, nz, nn, ni, n) in enumerate(table):
             tot = _snap(tot, n, lo, hi)
             if exact:
-                norm = math.sqrt(sq) if sq == sq else math.nan
+                norm = rescaled[r] if r in rescaled else (math.sqrt(sq) if sq == sq else math.nan)
                 out.append(Stats(norm, lo, hi, tot / n, (n - nz) / n, nn, ni))
                 continue
             exact_norm = norms.get(h)
             if exact_norm is not None:
                 norm, nan_count, inf_count = exact_norm
+            elif r in rescaled:
+                norm, nan_count, inf_count = rescaled[r] * math.sqrt(self._meta[h][3] / n), 0, 0
             else:
                 norm = math.sqrt(sq * self._meta[h][3] / n) if sq == sq else math.nan
                 nan_count, inf_count = nn, ni
@@ -273,6 +282,8 @@ def exact_stats(t: torch.Tensor) -> torch.Tensor:
         nan = inf = torch.zeros((), dtype=torch.int64)
     else:
         nan, inf = torch.isnan(x).sum(), torch.isinf(x).sum()
+        if x.is_cpu and x.is_floating_point() and int(nan) == 0 and int(inf) == 0:
+            norm = torch.tensor(_rescaled_norm(x))  # the squares overflowed, not the elements
     return torch.stack(
         [norm.double(), mn.double(), mx.double(), total.double(), nonzero.double(), nan.double(), inf.double()]
     )
@@ -288,6 +299,14 @@ def _snap(total: float, count: int, low: float, high: float) -> float:
     """
     bound = count * 2.0**-52 * max(abs(low), abs(high))
     return 0.0 if abs(total) <= bound else total
+
+
+def _rescaled_norm(x: torch.Tensor) -> float:
+    """The 2-norm of finite values whose squares overflow their dtype: scaled by the largest magnitude first."""
+    peak = float(x.abs().max())
+    if peak == 0 or not math.isfinite(peak):
+        return float(torch.linalg.vector_norm(x.double()))
+    return peak * float(torch.linalg.vector_norm(x.double() / peak))
 
 
 def _stats_from_row(row: list[float], numel: int) -> Stats:

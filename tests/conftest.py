@@ -1,0 +1,49 @@
+"""Shared fixtures (hook counting, engine restored) and the tally of what the robustness tests tried, printed
+after the run so the figures in the README can be re-measured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from torch.autograd.variable import Variable
+
+from tests.fuzzing import PROFILE, TALLY
+from tracer import pass_recorder, recorder
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not TALLY:
+        return
+    terminalreporter.section(f"gradtrace robustness tally (GRADTRACE_FUZZ={PROFILE})")
+    for what, count in sorted(TALLY.items()):
+        terminalreporter.write_line(f"{count:>8}  {what}")
+
+
+@pytest.fixture
+def hook_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every call of a hook gradtrace registered (one post-hook per node): after its pass it must stay empty."""
+    calls: list[str] = []
+    original = pass_recorder.PassRecorder._hook
+
+    def counting(self: Any, i: int, st: Any) -> Any:
+        post = original(self, i, st)
+
+        def counted_post(a: Any, b: Any) -> Any:
+            calls.append("post")
+            return post(a, b)
+
+        return counted_post
+
+    monkeypatch.setattr(pass_recorder.PassRecorder, "_hook", counting)
+    yield calls
+
+
+@pytest.fixture
+def engine_restored() -> Iterator[None]:
+    """The test must leave torch's own autograd engine in place, whatever happened inside it."""
+    original = Variable._execution_engine
+    yield
+    assert Variable._execution_engine is original, "gradtrace's engine wrapper was left installed"
+    assert recorder.active_recorders() == [], "a record() block was left open"
