@@ -49,3 +49,14 @@ def test_table() -> None:
     assert table([["1", "cell 3"], ["12", "x"]], ["pass", "label"]) == (
         "pass  label\n----  ------\n1     cell 3\n12    x"
     )
+
+
+def test_a_models_many_leaves_stay_one_short_cell() -> None:
+    from cli.pass_report import _leaf_list
+
+    names = [f"model.layers.{i}.weight" for i in range(48)]
+    assert (
+        _leaf_list(names) == "model.layers.0.weight, model.layers.1.weight, model.layers.2.weight, "
+        "model.layers.3.weight, … (+44 more)"
+    )
+    assert _leaf_list(["x", "w"]) == "x, w" and _leaf_list([]) == "–"

@@ -139,7 +139,7 @@ def test_keyboard_interrupt_in_a_user_hook_keeps_the_partial_trace(hook_calls: l
     with pytest.raises(KeyboardInterrupt) as info:
         tracer.trace(y, retain_graph=True)
     partial = info.value.partial_trace  # type: ignore[attr-defined]
-    assert not partial.complete and partial.error == "KeyboardInterrupt: KeyboardInterrupt"
+    assert not partial.complete and partial.error == "KeyboardInterrupt"
     assert [s.name for s in partial.steps][:2] == ["SumBackward0", "MulBackward0"]
     assert partial.leaves["x"].reason == "the pass stopped before reaching it"
     assert x.grad is None
@@ -156,7 +156,7 @@ def test_keyboard_interrupt_in_a_record_block() -> None:
         (x * 4).sum().backward()
         y.backward()
     assert [t.complete for t in rec.traces] == [True, False]
-    assert rec.traces[1].error == "KeyboardInterrupt: KeyboardInterrupt"
+    assert rec.traces[1].error == "KeyboardInterrupt"
     assert x.grad is not None and x.grad.tolist() == [4.0, 4.0]
     _fault()
 

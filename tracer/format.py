@@ -155,6 +155,8 @@ def details(info: TensorInfo | None, precision: int) -> list[str]:
         return ["None (no gradient)"]
     lines = [f"shape {shape_text(info.shape)} · {info.dtype} · {info.device} · {info.numel} elements"]
     stats = info.stats
+    if stats is not None and info.dtype.startswith("complex"):
+        lines.append("statistics of the magnitudes |z| (complex values are not kept)")
     if stats is not None:
         sampled = f"estimated from {stats.sampled} of {info.numel} elements"
         how = "exact" if stats.exact or stats.norm_exact else sampled

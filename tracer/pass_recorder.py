@@ -387,7 +387,7 @@ class PassRecorder:
             local = st.local
             note = None
             if i == failing:
-                note = f"raised {type(error).__name__}: {_first_line(error)}" if error is not None else None
+                note = f"raised {_described(error)}" if error is not None else None
             elif _is_compiled(st.fn):
                 note = COMPILED_NOTE
             elif local is not None and local.note:
@@ -427,7 +427,7 @@ class PassRecorder:
             ),
             source=self.source,
             complete=error is None,
-            error=None if error is None else f"{type(error).__name__}: {_first_line(error)}",
+            error=None if error is None else _described(error),
             notes=tuple(self.notes),
             torch_version=torch.__version__,
             modules=dict(sorted({**self.module_classes, **dict(st.module for st in self.states if st.module)}.items())),
@@ -656,4 +656,10 @@ def _implicit_seeds(count: int) -> list[bool] | None:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0] if text else ""
+
+
+def _described(exc: BaseException) -> str:
+    """'ValueError: bad value', or just 'KeyboardInterrupt' when there is no message."""
+    line = _first_line(exc)
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
