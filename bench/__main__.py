@@ -76,7 +76,8 @@ def _torchlens(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict[st
     wrapped = WithLoss()
 
     def full_capture(_: object) -> None:
-        log = torchlens.trace(wrapped, x, capture=CaptureOptions(backward_ready=True))
+        # unwrap_when_done: torchlens otherwise leaves torch's functions wrapped, slowing every later measurement
+        log = torchlens.trace(wrapped, x, capture=CaptureOptions(backward_ready=True, unwrap_when_done=True))
         log.backward(log[-1].out)
 
     def zero() -> None:

@@ -19,9 +19,9 @@ SAMPLE_SIZE = 1024  # elements read from a large tensor in the default capture
 # worst 11%, against 1.7%, 4.3% and 9.1%); runs of 32 were faster still but up to 35% off.
 SAMPLE_BLOCK = 4
 
-# How an entry was captured: values kept, sampled, exact statistics now, whole tensor kept, copied whole
-# for exact statistics later (too big to print, small enough to read), empty.
-_VALUES, _SAMPLE, _STATS, _FULL, _SMALL, _EMPTY = range(6)
+# How an entry was captured: values kept, sampled, exact statistics now, copied whole for exact statistics
+# later (too big to print, small enough to read), empty. capture="full" also keeps the whole tensor (_kept).
+_VALUES, _SAMPLE, _STATS, _SMALL, _EMPTY = range(5)
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}
 
@@ -51,6 +51,7 @@ class TensorTable:
         self._versions: list[int] = []
         self._seen: dict[int, int] = {}
         self._want_norm: dict[int, torch.Tensor] = {}  # handle -> tensor whose exact norm finish() computes
+        self._kept: dict[int, torch.Tensor] = {}  # capture="full": handle -> the whole tensor
 
     def __len__(self) -> int:
         return len(self._kind)
@@ -115,8 +116,6 @@ class TensorTable:
             kind, payload = _STATS, exact_stats(tensor.abs())  # magnitudes; complex values are not kept
         elif numel <= self.max_values:
             kind, payload = _VALUES, tensor.clone()
-        elif self.capture == "full":
-            kind, payload = _FULL, (tensor.clone() if copy else tensor)
         elif numel <= SAMPLE_SIZE:
             kind, payload = _SMALL, tensor.clone()  # as cheap as a sample, and exact
         elif exact or self.capture == "stats":
@@ -125,6 +124,10 @@ class TensorTable:
             kind, payload = _SAMPLE, torch.take(tensor, _sample_index(numel, None if tensor.is_cpu else tensor.device))
         self._kind.append(kind)
         self._payload.append(payload)
+        if self.capture == "full" and kind in (_SAMPLE, _SMALL):
+            # Keep the tensor itself (a reference, no copy: nothing writes into a gradient once it is passed
+            # on); statistics stay as in the default capture, which is what keeps this capture affordable.
+            self._kept[handle] = tensor.clone() if copy else tensor
         if copy:
             self._refs.append(None)
         else:
@@ -155,22 +158,20 @@ class TensorTable:
                     shape, dtype, device, _ = meta[handle]
                     values = tuple(payloads[handle].reshape(-1).tolist())  # type: ignore[union-attr]
                     infos[handle] = TensorInfo(shape, dtype, device, st, values)
-            elif kind == _FULL:
-                for handle, st in zip(handles, stats, strict=True):
-                    shape, dtype, device, _ = meta[handle]
-                    infos[handle] = TensorInfo(shape, dtype, device, st, None, _as_array(payloads[handle]))  # type: ignore[arg-type]
             else:
                 empty = () if kind == _EMPTY else None
+                kept = self._kept
                 for handle, st in zip(handles, stats, strict=True):
                     shape, dtype, device, _ = meta[handle]
-                    infos[handle] = TensorInfo(shape, dtype, device, st, empty)
+                    array = _as_array(kept[handle]) if handle in kept else None
+                    infos[handle] = TensorInfo(shape, dtype, device, st, empty, array)
         self.__init__(self.capture, self.max_values)  # type: ignore[misc]  # release every tensor
         return infos  # type: ignore[return-value]
 
     def _exact_row(self, handle: int) -> torch.Tensor:
         payload = self._payload[handle]
         assert payload is not None
-        return exact_stats(payload) if self._kind[handle] == _FULL else payload
+        return payload
 
     def _exact_norms(self) -> dict[int, tuple[float, int, int]]:
         """Exact (norm, nan, inf) of the tensors that asked for it, with one batched norm call."""
