@@ -216,3 +216,21 @@ def test_engine_is_restored_after_the_block_also_on_exceptions() -> None:
         assert Variable._execution_engine is not original
         raise KeyError("inside")
     assert Variable._execution_engine is original
+
+
+def test_the_collector_is_paused_only_during_the_pass_and_restored() -> None:
+    import gc
+
+    seen: list[bool] = []
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    h.register_hook(lambda g: seen.append(gc.isenabled()))
+    assert gc.isenabled()
+    tracer.trace(h.sum())
+    assert seen == [False] and gc.isenabled()  # paused inside the pass, back on after it
+    gc.disable()
+    try:
+        tracer.trace((x * 3).sum())
+        assert not gc.isenabled()  # a user who turned it off keeps it off
+    finally:
+        gc.enable()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
 import re
 import sys
 import threading
@@ -353,15 +352,6 @@ class PassRecorder:
     # -- after the pass
 
     def finish(self, result: Any, error: BaseException | None) -> Trace:
-        enabled = gc.isenabled()
-        gc.disable()  # thousands of small records: the cyclic collector would rescan the whole heap repeatedly
-        try:
-            return self._finish(result, error)
-        finally:
-            if enabled:
-                gc.enable()
-
-    def _finish(self, result: Any, error: BaseException | None) -> Trace:
         self.reached = {id(self.states[i].variable) for i in self.order if self.states[i].variable is not None}
         failing = self._failing_node(error) if error is not None else None
         ids = self._assign_ids(failing)
