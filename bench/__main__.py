@@ -17,6 +17,7 @@ import torch
 import tracer
 
 from .measure import Samples, run_interleaved
+from .memory import peak_memory
 from .models import batch, count_nodes, loss, transformer
 from .render_suite import render_suite
 
@@ -102,8 +103,6 @@ def _table(samples: dict[str, Samples], baseline: str) -> dict[str, Any]:
             "cpu_ms": s.median("cpu") * 1000,
             "wall_ratio": s.median("wall") / base.median("wall"),
             "cpu_ratio": s.median("cpu") / base.median("cpu"),
-            "peak_rss_mib": s.median("peak_mib"),
-            "peak_added_pct": 100 * (s.median("peak_mib") - base.median("peak_mib")) / base.median("peak_mib"),
         }
     return rows
 
@@ -156,12 +155,9 @@ def profile_top(count: int = 12) -> list[str]:
 
 def _print_rows(title: str, rows: dict[str, Any]) -> None:
     print(f"\n{title}")
-    print(f"  {'':32s} {'wall ms':>9s} {'ratio':>7s} {'cpu ms':>9s} {'ratio':>7s} {'peak RSS MiB':>13s} {'added':>7s}")
+    print(f"  {'':32s} {'wall ms':>9s} {'ratio':>7s} {'cpu ms':>9s} {'ratio':>7s}")
     for name, r in rows.items():
-        print(
-            f"  {name:32s} {r['wall_ms']:9.1f} {r['wall_ratio']:6.3f}x {r['cpu_ms']:9.1f} {r['cpu_ratio']:6.3f}x "
-            f"{r['peak_rss_mib']:13.0f} {r['peak_added_pct']:6.1f}%"
-        )
+        print(f"  {name:32s} {r['wall_ms']:9.1f} {r['wall_ratio']:6.3f}x {r['cpu_ms']:9.1f} {r['cpu_ratio']:6.3f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         _print_rows("torchlens (ratios to plain forward+backward)", recording["torchlens"])
     elif "torchlens" in recording:
         print(f"\ntorchlens: {recording['torchlens']}")
+    results["memory"] = peak_memory(repeats=1 if args.quick else 3)
+    print("\npeak memory of a forward+backward step, each mode in a fresh interpreter (the trace kept alive)")
+    for mode, m in results["memory"].items():
+        print(f"  {mode:32s} {m['peak_rss_mib']:9.0f} MiB {m['added_pct']:+6.1f}%")
     if not args.quick:
         results["scaling"] = scaling_suite(max(3, repeats // 2))
         print("\nscaling (default capture, smaller layers)")

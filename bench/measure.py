@@ -1,4 +1,4 @@
-"""Timing and memory measurement: interleaved runs, medians, wall and CPU time, peak RSS of a run."""
+"""Timing: interleaved runs of several modes, medians of wall and CPU time (memory is in memory.py)."""
 
 from __future__ import annotations
 
@@ -7,36 +7,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-
-
-def _status_kib(key: str) -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak() -> bool:
-    """Reset the process's peak RSS (Linux: writing 5 to clear_refs); False where that is not possible."""
-    try:
-        _CLEAR_REFS.write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 @dataclass
 class Samples:
     wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-    peak_mib: list[float] = field(default_factory=list)  # peak RSS during the timed part
+    cpu: list[float] = field(default_factory=list)  # process CPU time: steadier than wall time on a busy machine
 
     def median(self, what: str = "wall") -> float:
         values = getattr(self, what)
@@ -55,16 +31,12 @@ def run_interleaved(
         for name in order:
             prepare, timed = modes[name]
             state = prepare()
-            gc.collect()
-            can_peak = reset_peak()
+            gc.collect()  # every mode starts from the same collector state
             wall, cpu = time.perf_counter(), time.process_time()
             timed(state)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            peak = _status_kib("VmHWM") if can_peak else None
             del state
             if round_number >= warmup:
                 samples[name].wall.append(wall)
                 samples[name].cpu.append(cpu)
-                if peak is not None:
-                    samples[name].peak_mib.append(peak / 1024)
     return samples
