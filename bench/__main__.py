@@ -18,7 +18,7 @@ import tracer
 
 from .measure import Samples, run_interleaved
 from .memory import peak_memory
-from .models import batch, count_nodes, loss, transformer
+from .models import SCALING_LAYERS, batch, count_nodes, loss, small_stack, transformer
 from .render_suite import render_suite
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -38,16 +38,16 @@ def recording_suite(repeats: int, with_torchlens: bool) -> dict[str, Any]:
 
     def module_view(_: object) -> None:
         with tracer.record(model=model):
-            loss(model, x).backward()
+            torch.autograd.backward(loss(model, x))
 
-    backward_modes = {
-        "plain backward": (fresh_loss, lambda y: y.backward()),
+    backward_modes: dict[str, Any] = {
+        "plain backward": (fresh_loss, lambda y: torch.autograd.backward(y)),
         "capture='auto' (default)": (fresh_loss, lambda y: tracer.trace(y)),
         "capture='stats'": (fresh_loss, lambda y: tracer.trace(y, capture="stats")),
         "capture='full'": (fresh_loss, lambda y: tracer.trace(y, capture="full")),
     }
     forward_modes: dict[str, Any] = {
-        "plain forward+backward": (zero, lambda _: loss(model, x).backward()),
+        "plain forward+backward": (zero, lambda _: torch.autograd.backward(loss(model, x))),
         "module view forward+backward": (zero, module_view),
     }
     backward = run_interleaved(backward_modes, repeats)
@@ -86,7 +86,7 @@ def _torchlens(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict[st
 
     samples = run_interleaved(
         {
-            "plain forward+backward": (zero, lambda _: loss(model, x).backward()),
+            "plain forward+backward": (zero, lambda _: torch.autograd.backward(loss(model, x))),
             "torchlens full capture": (zero, full_capture),
         },
         repeats,
@@ -110,9 +110,8 @@ def _table(samples: dict[str, Samples], baseline: str) -> dict[str, Any]:
 def scaling_suite(repeats: int) -> list[dict[str, Any]]:
     """Recording cost at about 500, 1k, 2k and 4k nodes (a smaller layer, repeated)."""
     rows = []
-    for layers in (6, 13, 27, 54):
-        model = transformer(layers=layers, d_model=64, heads=4, ff=256)
-        x = batch(d_model=64, batch_size=4, sequence=16)
+    for layers in SCALING_LAYERS:
+        model, x = small_stack(layers)
 
         def fresh(model: torch.nn.Module = model, x: torch.Tensor = x) -> torch.Tensor:
             model.zero_grad(set_to_none=True)
@@ -120,7 +119,8 @@ def scaling_suite(repeats: int) -> list[dict[str, Any]]:
 
         nodes = count_nodes(fresh())
         samples = run_interleaved(
-            {"plain": (fresh, lambda y: y.backward()), "traced": (fresh, lambda y: tracer.trace(y))}, repeats
+            {"plain": (fresh, lambda y: torch.autograd.backward(y)), "traced": (fresh, lambda y: tracer.trace(y))},
+            repeats,
         )
         plain, traced = samples["plain"].median(), samples["traced"].median()
         rows.append(

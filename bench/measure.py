@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Samples:
 
 
 def run_interleaved(
-    modes: dict[str, tuple[Callable[[], object], Callable[[object], object]]], repeats: int, warmup: int = 1
+    modes: dict[str, tuple[Callable[[], Any], Callable[[Any], object]]], repeats: int, warmup: int = 1
 ) -> dict[str, Samples]:
     """modes: name -> (prepare, timed). Each round runs every mode once, in rotating order, so drift and
     other load on the machine hit all modes alike. Only `timed(prepare())` is measured."""

@@ -17,8 +17,17 @@ def batch(d_model: int = 256, batch_size: int = 8, sequence: int = 64) -> torch.
     return torch.randn(batch_size, sequence, d_model)
 
 
+SCALING_LAYERS = (6, 13, 27, 54)  # about 500, 1,000, 2,000 and 4,000 backward nodes with small_stack()
+
+
+def small_stack(layers: int) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A narrow TransformerEncoder and its batch, for measuring how cost grows with the number of nodes."""
+    return transformer(layers=layers, d_model=64, heads=4, ff=256), batch(d_model=64, batch_size=4, sequence=16)
+
+
 def loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return model(x).pow(2).mean()
+    out: torch.Tensor = model(x)
+    return out.pow(2).mean()
 
 
 def count_nodes(output: torch.Tensor) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ import torch
 
 import tracer
 
-from .models import batch, count_nodes, loss, transformer
+from .models import SCALING_LAYERS, batch, count_nodes, loss, small_stack, transformer
 
 
 def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -32,14 +33,14 @@ def render_suite(quick: bool = False) -> dict[str, Any]:
     nodes = count_nodes(y)
     torchviz_seconds: float | str
     try:
-        from torchviz import make_dot
+        from torchviz import make_dot  # type: ignore[import-untyped]
 
         params = dict(model.named_parameters())
         torchviz_seconds = _median_seconds(lambda: make_dot(y, params=params).pipe(format="svg"), repeats)
     except ImportError:
         torchviz_seconds = "skipped: torchviz is not installed (pip install torchviz)"
     with tracer.record(model=model) as rec:
-        loss(model, x).backward()
+        torch.autograd.backward(loss(model, x))
     trace = rec.traces[0]
     full = _median_seconds(lambda: trace.svg(max_nodes=10_000), repeats)
     modules = _median_seconds(lambda: trace.svg(view="modules"), repeats)
@@ -67,11 +68,10 @@ def render_suite(quick: bool = False) -> dict[str, Any]:
 
 def _render_scaling(repeats: int) -> list[dict[str, Any]]:
     rows = []
-    for layers in (6, 13, 27, 54):
-        model = transformer(layers=layers, d_model=64, heads=4, ff=256)
-        x = batch(d_model=64, batch_size=4, sequence=16)
+    for layers in SCALING_LAYERS:
+        model, x = small_stack(layers)
         trace = tracer.trace(loss(model, x))
-        seconds = _median_seconds(lambda trace=trace: trace.svg(max_nodes=10_000), repeats)
+        seconds = _median_seconds(functools.partial(trace.svg, max_nodes=10_000), repeats)
         rows.append({"layers": layers, "nodes": len(trace.nodes), "seconds": seconds})
         del model, x
         torch.set_grad_enabled(True)
