@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -44,3 +45,15 @@ def record_transformer(sequence: int = 3, **options: object) -> Recorded:
     loss = (layer(src) * weights).sum()
     trace = tracer.trace(loss, names={"layer": layer}, **options)  # type: ignore[arg-type]
     return Recorded(layer, trace, {f"layer.{n}": p.grad.clone() for n, p in layer.named_parameters()})
+
+
+class Boom(torch.autograd.Function):
+    """A custom Function whose backward fails: a pass that raises midway."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x * 1
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        raise ValueError("boom in backward")

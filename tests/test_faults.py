@@ -12,6 +12,7 @@ import torch
 
 import tracer
 from tests.fuzzing import TALLY
+from tests.models import Boom
 from tracer import tensors
 
 pytestmark = pytest.mark.usefixtures("engine_restored")
@@ -23,18 +24,6 @@ def _fault() -> None:
 
 def _bits(t: torch.Tensor | None) -> bytes | None:
     return None if t is None else t.detach().contiguous().numpy().tobytes()
-
-
-class Boom(torch.autograd.Function):
-    """A custom Function whose backward fails."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        return x * 1
-
-    @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
-        raise ValueError("boom in backward")
 
 
 # --------------------------------------------------------------------------- backward raising inside
