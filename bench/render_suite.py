@@ -33,7 +33,7 @@ def render_suite(quick: bool = False) -> dict[str, Any]:
     nodes = count_nodes(y)
     torchviz_seconds: float | str
     try:
-        from torchviz import make_dot  # type: ignore[import-untyped]
+        from torchviz import make_dot
 
         params = dict(model.named_parameters())
         torchviz_seconds = _median_seconds(lambda: make_dot(y, params=params).pipe(format="svg"), repeats)
