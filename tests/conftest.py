@@ -23,7 +23,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture
 def hook_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every call of a hook gradtrace registered (one post-hook per node): after its pass it must stay empty."""
+    """Every call of a hook gradtrace registered (one post-hook per node): after its pass it must stay empty.
+
+    Counts the Python hooks, so the native ones are switched off here; test_native.py checks those."""
+    monkeypatch.setattr(pass_recorder, "native_recorder", lambda: None)
     calls: list[str] = []
     original = pass_recorder.PassRecorder._hook
 

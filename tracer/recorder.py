@@ -4,7 +4,8 @@ How: while a `record()` block is open, torch's Python-side engine object is wrap
 `Tensor.backward`, `torch.autograd.backward`, `torch.autograd.grad`, however they were imported — goes
 through `_run_recorded`. A PassRecorder (pass_recorder.py, the only other module touching autograd hooks)
 hooks the pass's graph, torch's own engine runs it unchanged, every hook comes off again (also when the
-pass raises) and what the hooks saw becomes a plain, frozen `Trace`.
+pass raises) and what the hooks saw becomes a plain, frozen `Trace` — built when `rec.traces` is first
+read, so a training loop recording every step pays for the hooks, not for the Python objects.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class Recorder:
         self.names = names if names is not None else model
         self.label = label
         self._tagger = None if model is None else ModuleTagger(model, root=module_variable(model) or "")
-        self.traces: list[Trace] = []
+        self._recorded: list[tuple[int, str | None, _Pending]] = []  # (pass number, label, trace to be)
+        self._traces: list[Trace] = []
+        self._built = 0  # how many of _recorded are in _traces
         self._started = 0
         self._thread: int | None = None
 
@@ -92,14 +95,27 @@ class Recorder:
 
         return mimebundle(self, include=include, exclude=exclude)
 
+    @property
+    def traces(self) -> list[Trace]:
+        """One Trace per recorded pass, in the order the passes started (built here on first reading)."""
+        if self._built < len(self._recorded):
+            with _collector_paused():
+                traces = []
+                for index, label, pending in self._recorded:
+                    trace = pending.trace()
+                    if trace is not None:
+                        traces.append(dataclasses.replace(trace, index=index, label=label or trace.label))
+            self._traces, self._built = traces, len(self._recorded)
+        return self._traces
+
     def _next_index(self) -> int:
         self._started += 1
         return self._started
 
-    def _deliver(self, index: int, trace: Trace) -> None:
-        trace = dataclasses.replace(trace, index=index, label=self.label or trace.label)
-        positions = [t.index for t in self.traces]
-        self.traces.insert(bisect.bisect(positions, index), trace)
+    def _deliver(self, index: int, pending: _Pending) -> None:
+        positions = [i for i, _, _ in self._recorded]
+        # the label as it is now: a caller may relabel between passes (gradtrace run names them by cell)
+        self._recorded.insert(bisect.bisect(positions, index), (index, self.label, pending))
 
 
 def record(
@@ -335,11 +351,17 @@ def _run_and_record(
 ) -> Any:
     try:
         pas.install()
+        if parent is not None:
+            parent.set_innermost(False)
         running.append(pas)
+        pas.set_innermost(True)
         try:
             result = engine.run_backward(*args, **kwargs)
         finally:
             running.pop()
+            pas.set_innermost(False)
+            if parent is not None:
+                parent.set_innermost(True)
     except BaseException as exc:
         pas.remove()
         _finish_and_deliver(pas, recorders, indices, None, exc)
@@ -355,13 +377,35 @@ def _finish_and_deliver(
     pas: PassRecorder, recorders: list[Recorder], indices: list[int], result: Any, error: BaseException | None
 ) -> None:
     try:
-        trace = pas.finish(result, error)
+        pas.harvest(result, error)
     except Exception as exc:  # our bug must never cost the user their backward pass
-        warnings.warn(
-            f"gradtrace could not record this pass: {type(exc).__name__}: {exc}", GradtraceWarning, stacklevel=4
-        )
+        _could_not_record(exc)
         return
     finally:
         pas.release()
+    pending = _Pending(pas)
     for rec, index in zip(recorders, indices, strict=True):
-        rec._deliver(index, trace)
+        rec._deliver(index, pending)
+
+
+def _could_not_record(exc: Exception) -> None:
+    warnings.warn(f"gradtrace could not record this pass: {type(exc).__name__}: {exc}", GradtraceWarning, stacklevel=5)
+
+
+class _Pending:
+    """A recorded pass whose Trace is built on first request, once, for every record() block it belongs to."""
+
+    def __init__(self, pas: PassRecorder) -> None:
+        self._pass: PassRecorder | None = pas
+        self._trace: Trace | None = None
+        self._lock = threading.Lock()
+
+    def trace(self) -> Trace | None:
+        with self._lock:
+            if self._pass is not None:
+                pas, self._pass = self._pass, None
+                try:
+                    self._trace = pas.build()
+                except Exception as exc:  # our bug: the pass ran fine, only its record is lost
+                    _could_not_record(exc)
+            return self._trace

@@ -21,7 +21,9 @@ SAMPLE_BLOCK = 4
 
 # How an entry was captured: values kept, sampled, exact statistics now, copied whole for exact statistics
 # later (too big to print, small enough to read), empty. capture="full" also keeps the whole tensor (_kept).
-_VALUES, _SAMPLE, _STATS, _SMALL, _EMPTY = range(5)
+# The native table (native_hooks.cpp) uses the same numbers, plus _DEFER: a kept tensor whose exact
+# statistics are computed here (a large seed, a complex gradient's magnitudes).
+_VALUES, _SAMPLE, _STATS, _SMALL, _EMPTY, _DEFER = range(6)
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}
 
@@ -75,7 +77,8 @@ class TensorTable:
         self._refs: list[weakref.ReferenceType[torch.Tensor] | None] = []
         self._versions: list[int] = []
         self._seen: dict[int, int] = {}
-        self._want_norm: dict[int, torch.Tensor] = {}  # handle -> tensor whose exact norm finish() computes
+        self._want_norm: dict[int, torch.Tensor] = {}  # handle -> tensor whose exact norm settle() computes
+        self._norms: dict[int, tuple[float, int, int]] = {}  # handle -> exact (norm, nan, inf), once settled
         self._kept: dict[int, torch.Tensor] = {}  # capture="full": handle -> the whole tensor
         self._rows = _Rows()
 
@@ -101,13 +104,17 @@ class TensorTable:
         copy: bool = False,
         fresh: bool = False,
         exact_norm: bool = False,
+        keep_copy: bool = False,
     ) -> int | None:
         """Record `tensor`, returning its handle (None for None).
 
         exact: exact statistics even in the default capture. copy: snapshot a tensor that will change in place
         later (a leaf's .grad before accumulation). fresh: never reuse an earlier record of the same object.
-        exact_norm: the tensor stays alive until finish() (a leaf's .grad after the pass), which then computes
-        its exact norm together with all others in one batched call.
+        exact_norm: the tensor stays alive until settle() (a leaf's .grad after the pass), which then computes
+        its exact norm together with all others in one batched call. keep_copy: capture="full" keeps a copy,
+        not the tensor (a leaf's gradient, which AccumulateGrad may have made its .grad: the next pass accumulates
+        into that in place). A tensor recorded earlier needs no copy: while this table held it, AccumulateGrad
+        could not take it as .grad (it takes only gradients nobody else refers to) and copied it instead.
         """
         if tensor is None:
             return None
@@ -126,9 +133,9 @@ class TensorTable:
                     if exact_norm:
                         self._want_norm[handle] = tensor
                     return handle
-        return self._new(tensor, exact, copy, exact_norm)
+        return self._new(tensor, exact, copy, exact_norm, keep_copy)
 
-    def _new(self, original: torch.Tensor, exact: bool, copy: bool, exact_norm: bool) -> int:
+    def _new(self, original: torch.Tensor, exact: bool, copy: bool, exact_norm: bool, keep_copy: bool = False) -> int:
         tensor = original.detach() if original.requires_grad else original  # create_graph: values, not the graph
         numel = tensor.numel()
         handle = len(self._kind)
@@ -161,7 +168,7 @@ class TensorTable:
         if self.capture == "full" and kind in (_SAMPLE, _SMALL):
             # Keep the tensor itself (a reference, no copy: nothing writes into a gradient once it is passed
             # on); statistics stay as in the default capture, which is what keeps this capture affordable.
-            self._kept[handle] = tensor.clone() if copy else tensor
+            self._kept[handle] = tensor.clone() if copy or keep_copy else tensor
         if copy:
             self._refs.append(None)
         else:
@@ -171,10 +178,35 @@ class TensorTable:
             self._want_norm[handle] = tensor
         return handle
 
+    def absorb(self, entries: tuple[tuple[Any, ...], ...]) -> None:
+        """Append the native table's entries (native_hooks.cpp's export_entries), handles continuing here."""
+        kinds, metas, payloads, kept, norms = self._kind, self._meta, self._payload, self._kept, self._norms
+        for kind, shape, dtype, device, numel, payload, whole, norm, magnitudes in entries:
+            handle = len(kinds)
+            if kind == _DEFER:
+                kind, payload = _STATS, exact_stats(payload.abs() if magnitudes else payload)
+            kinds.append(kind)
+            metas.append((shape, dtype_name(dtype), device, numel))
+            payloads.append(payload)
+            if whole is not None:
+                kept[handle] = whole
+            if norm is not None:
+                norms[handle] = norm
+        count = len(entries)
+        self._refs.extend([None] * count)  # identity lookups happened in the native table
+        self._versions.extend([-1] * count)
+
+    def settle(self) -> None:
+        """Compute the exact norms asked for and let go of those tensors: call at the end of the pass, before
+        anything can change a leaf's .grad in place (the next pass, an optimizer's zero_grad)."""
+        self._norms.update(self._exact_norms())
+        self._want_norm = {}
+
     def finish(self) -> list[TensorInfo]:
         """Every recorded tensor as TensorInfo (list index = handle); the table is empty afterwards."""
         infos: list[TensorInfo | None] = [None] * len(self._kind)
-        norms = self._exact_norms()
+        self.settle()
+        norms = self._norms
         by_kind: dict[int, list[int]] = {}
         for handle, kind in enumerate(self._kind):
             by_kind.setdefault(kind, []).append(handle)

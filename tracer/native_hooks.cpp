@@ -1,0 +1,565 @@
+// gradtrace's native recorder: the per-node post-hook and the tensor table of one backward pass, in C++.
+//
+// Why: a Python post-hook costs the engine a GIL round trip, a tuple of Python tensors per call and a few
+// microseconds of interpreter work per gradient; on a 911-node transformer that alone made backward 1.2x
+// slower. These hooks run in the engine's thread without the GIL and do exactly what tracer/tensors.py's
+// TensorTable.add does (same kinds, same sample positions, same rows), so a pass recorded here gives the
+// same Trace as one recorded by the Python hooks. Python still walks the graph, decides every policy and
+// builds the Trace; only the hot path lives here. Built on demand by tracer/native.py.
+
+#include <torch/extension.h>
+#include <torch/csrc/DynamicTypes.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/graph_task.h>
+#include <torch/csrc/autograd/python_cpp_function.h>
+#include <torch/csrc/autograd/python_function.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <thread>
+#include <unordered_map>
+
+namespace ag = torch::autograd;
+
+namespace {
+
+// The entry kinds of tracer/tensors.py (_VALUES, _SAMPLE, _STATS, _SMALL, _EMPTY), plus one whose summary
+// Python computes later from a kept tensor (exact statistics of a seed, magnitudes of a complex gradient).
+enum Kind : int64_t { VALUES = 0, SAMPLE = 1, STATS = 2, SMALL = 3, EMPTY = 4, DEFER = 5 };
+
+struct Entry {
+  int64_t kind = EMPTY;
+  std::vector<int64_t> shape;
+  at::ScalarType dtype = at::kFloat;
+  at::Device device{at::kCPU};
+  int64_t numel = 0;
+  int64_t version = -1;
+  bool identity = false;  // registered for reuse by object identity (not a copy)
+  c10::weak_intrusive_ptr<c10::TensorImpl> ref{c10::intrusive_ptr<c10::TensorImpl>()};
+  int64_t block = -1, row = -1;  // payload in rows: which block and row (its view is made on export)
+  at::Tensor payload;  // otherwise: own clone, or the tensor kept for DEFER
+  at::Tensor kept;  // capture="full": the whole gradient
+  double norm = NAN;  // exact norm (leaf gradients), with its NaN and Inf counts
+  int64_t nan = 0, inf = 0;
+  // For an entry with an exact norm: its data, to recognise the leaf's .grad (a detach() of it, sharing
+  // storage and version counter) after the pass without reading it again.
+  c10::weak_intrusive_ptr<c10::StorageImpl> storage{c10::intrusive_ptr<c10::StorageImpl>()};
+  int64_t offset = 0;
+  std::vector<int64_t> strides;
+  bool has_norm = false;
+  bool complex_magnitudes = false;  // DEFER of a complex tensor: statistics of its magnitudes
+};
+
+int64_t version_of(const at::Tensor& t) {
+  // Tensors made under inference_mode have no version counter: never reused.
+  return t.is_inference() ? -1 : static_cast<int64_t>(t._version());
+}
+
+class Table {
+ public:
+  Table(int64_t max_values, int64_t sample_size, int64_t sample_block, bool keep_full)
+      : max_values_(max_values), sample_size_(sample_size), sample_block_(sample_block), keep_full_(keep_full) {}
+
+  int64_t add(const at::Tensor& original, bool exact, bool copy, bool fresh, bool exact_norm, bool keep_copy) {
+    if (!original.defined()) {
+      return -1;
+    }
+    const int64_t version = version_of(original);
+    if (!(copy || fresh)) {
+      auto it = seen_.find(original.unsafeGetTensorImpl());
+      if (it != seen_.end()) {
+        Entry& e = entries_[it->second];
+        // A live weak reference pins the TensorImpl's address: same address means the same object.
+        const bool same = !e.ref.expired() && version >= 0 && e.version == version;
+        if (same && !(exact && e.kind == SAMPLE)) {
+          if (exact_norm && e.kind == SAMPLE && !e.has_norm) {
+            take_norm(e, original);
+          }
+          return it->second;
+        }
+      }
+      if (exact_norm) {
+        const int64_t same_data = lookup_data(original, version);
+        if (same_data >= 0) {
+          return same_data;
+        }
+      }
+    }
+    at::Tensor tensor = original.requires_grad() ? original.detach() : original;
+    const int64_t handle = static_cast<int64_t>(entries_.size());
+    entries_.emplace_back();
+    Entry& e = entries_.back();
+    e.shape = tensor.sizes().vec();
+    e.dtype = tensor.scalar_type();
+    e.device = tensor.device();
+    e.numel = tensor.numel();
+    e.version = version;
+    const int64_t n = e.numel;
+    if (n == 0) {
+      e.kind = EMPTY;
+    } else if (tensor.is_complex()) {
+      e.kind = DEFER;
+      e.complex_magnitudes = true;
+      e.payload = copy ? tensor.clone() : tensor;
+    } else if (n <= max_values_ && n <= sample_size_) {
+      e.kind = VALUES;
+      copy_into_row(e, tensor);
+    } else if (n <= max_values_) {
+      e.kind = VALUES;
+      e.payload = tensor.reshape(-1).clone();
+    } else if (n <= sample_size_) {
+      e.kind = SMALL;
+      copy_into_row(e, tensor);
+    } else if (exact) {
+      e.kind = DEFER;
+      e.payload = copy ? tensor.clone() : tensor;
+    } else {
+      e.kind = SAMPLE;
+      sample_into_row(e, tensor);
+    }
+    if (keep_full_ && (e.kind == SAMPLE || e.kind == SMALL)) {
+      // keep_copy: see tensors.py's TensorTable.add (a leaf's gradient may have become its .grad)
+      e.kept = (copy || keep_copy) ? tensor.clone() : tensor;
+    }
+    if (!copy) {
+      e.identity = true;
+      e.ref = c10::weak_intrusive_ptr<c10::TensorImpl>(original.getIntrusivePtr());
+      seen_[original.unsafeGetTensorImpl()] = handle;
+    }
+    if (exact_norm && e.kind == SAMPLE) {
+      take_norm(e, tensor);
+    }
+    return handle;
+  }
+
+  py::tuple export_entries() {
+    // (kind, shape, dtype, device, numel, payload, kept, norm, complex) per entry, norm as (norm, nan, inf), for
+    // tracer/native.py to turn into the Python table's columns.
+    py::list out;
+    for (auto& e : entries_) {
+      py::object dtype = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(torch::getTHPDtype(e.dtype)));
+      at::Tensor payload = e.payload;
+      if (e.block >= 0) {
+        const int64_t length = e.kind == SAMPLE ? sample_size_ : e.numel;
+        payload = row_view(e, length);
+      }
+      out.append(py::make_tuple(
+          e.kind,
+          py::tuple(py::cast(e.shape)),
+          dtype,
+          e.device.is_cpu() ? std::string("cpu") : e.device.str(),
+          e.numel,
+          payload.defined() ? py::cast(payload) : py::none(),
+          e.kept.defined() ? py::cast(e.kept) : py::none(),
+          e.has_norm ? py::object(py::make_tuple(e.norm, e.nan, e.inf)) : py::object(py::none()),
+          e.complex_magnitudes));
+    }
+    return py::tuple(out);
+  }
+
+  void clear() {
+    entries_.clear();
+    seen_.clear();
+    by_storage_.clear();
+    blocks_.clear();
+    rows_.clear();
+  }
+
+  int64_t size() const { return static_cast<int64_t>(entries_.size()); }
+
+ private:
+  static constexpr int64_t kBlockRows = 256;  // tensors.py's _Rows.BLOCK
+
+  // Rows come from blocks allocated a few at a time, as tensors.py's _Rows: hundreds of small allocations
+  // between the engine's large gradient buffers would keep the heap from reusing them. The hot path only
+  // writes through a pointer; the row's tensor view is made on export.
+  struct Rows {
+    at::ScalarType dtype;
+    at::Device device;
+    std::vector<int64_t> blocks;  // indices into blocks_
+    int64_t used = 0;
+  };
+
+  char* take_row(Entry& e, const at::Tensor& like) {
+    Rows* rows = nullptr;
+    for (Rows& candidate : rows_) {  // one or two kinds (dtype, device) per pass: a short scan
+      if (candidate.dtype == like.scalar_type() && candidate.device == like.device()) {
+        rows = &candidate;
+        break;
+      }
+    }
+    if (rows == nullptr) {
+      rows = &rows_.emplace_back(Rows{like.scalar_type(), like.device(), {}, 0});
+    }
+    if (rows->used == static_cast<int64_t>(rows->blocks.size()) * kBlockRows) {
+      rows->blocks.push_back(static_cast<int64_t>(blocks_.size()));
+      blocks_.push_back(at::empty({kBlockRows, sample_size_}, like.options().requires_grad(false)));
+    }
+    const int64_t r = rows->used++;
+    e.block = rows->blocks[r / kBlockRows];
+    e.row = r % kBlockRows;
+    const at::Tensor& block = blocks_[e.block];
+    return static_cast<char*>(block.data_ptr()) + e.row * sample_size_ * block.element_size();
+  }
+
+  at::Tensor row_view(const Entry& e, int64_t length) const {
+    return blocks_[e.block].select(0, e.row).narrow(0, 0, length);
+  }
+
+  static bool plain_cpu(const at::Tensor& t) {
+    return t.is_cpu() && t.is_contiguous() && t.layout() == at::kStrided && !t.is_neg() && !t.is_conj();
+  }
+
+  void copy_into_row(Entry& e, const at::Tensor& t) {
+    char* base = take_row(e, t);
+    const int64_t n = t.numel();
+    if (plain_cpu(t)) {
+      std::memcpy(base, t.const_data_ptr(), n * t.element_size());
+    } else {
+      row_view(e, n).copy_(t.reshape(-1));
+    }
+  }
+
+  at::Tensor sample_index(int64_t numel, const at::Device& device) {
+    // The same positions as tensors.py's _sample_index, computed with the same torch calls; shared by all
+    // passes (shapes repeat), guarded because two threads may each run a recorded pass.
+    static std::mutex lock;
+    static std::map<std::tuple<int64_t, int64_t, int64_t, int, int>, at::Tensor> cache;
+    const auto key = std::make_tuple(numel, sample_size_, sample_block_, static_cast<int>(device.type()),
+                                     static_cast<int>(device.index()));
+    std::lock_guard<std::mutex> guard(lock);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      const int64_t runs = sample_size_ / sample_block_;
+      at::Tensor starts = at::linspace(0, numel - sample_block_, runs, at::TensorOptions().dtype(at::kDouble));
+      starts = starts.round().to(at::kLong);
+      at::Tensor index = (starts.unsqueeze(1) + at::arange(sample_block_, at::kLong)).reshape(-1);
+      if (!device.is_cpu()) {
+        index = index.to(device);
+      }
+      if (cache.size() >= 512) {
+        cache.clear();
+      }
+      it = cache.emplace(key, index).first;
+    }
+    return it->second;
+  }
+
+  template <typename T>
+  void gather(const at::Tensor& t, const at::Tensor& index, char* base) {
+    const T* src = t.const_data_ptr<T>();
+    T* dst = reinterpret_cast<T*>(base);
+    const int64_t* at = index.const_data_ptr<int64_t>();
+    const int64_t count = index.numel();
+    for (int64_t k = 0; k < count; ++k) {
+      dst[k] = src[at[k]];
+    }
+  }
+
+  void sample_into_row(Entry& e, const at::Tensor& t) {
+    char* base = take_row(e, t);
+    const at::Tensor index = sample_index(t.numel(), t.device());
+    if (plain_cpu(t) && t.scalar_type() == at::kFloat) {
+      gather<float>(t, index, base);
+    } else if (plain_cpu(t) && t.scalar_type() == at::kDouble) {
+      gather<double>(t, index, base);
+    } else {
+      at::Tensor row = row_view(e, sample_size_);
+      at::take_out(row, t, index);
+    }
+  }
+
+  int64_t lookup_data(const at::Tensor& t, int64_t version) const {
+    // The same data as an earlier entry with an exact norm, unchanged since: same storage (pinned by a weak
+    // reference, so the address is not reused), offset, shape, strides, dtype and version counter value.
+    if (version < 0 || !t.has_storage()) {
+      return -1;
+    }
+    auto it = by_storage_.find(t.storage().unsafeGetStorageImpl());
+    if (it == by_storage_.end()) {
+      return -1;
+    }
+    const Entry& e = entries_[it->second];
+    const bool same = !e.storage.expired() && e.version == version && e.offset == t.storage_offset() &&
+                      e.dtype == t.scalar_type() && t.sizes().equals(e.shape) && t.strides().equals(e.strides);
+    return same ? it->second : -1;
+  }
+
+  void take_norm(Entry& e, const at::Tensor& t) {
+    // The exact norm while the gradient is still in cache; the same kernel tensors.py's _exact_norms uses.
+    if (t.has_storage() && e.version >= 0) {
+      e.storage = t.storage().getWeakStorageImpl();
+      e.offset = t.storage_offset();
+      e.strides = t.strides().vec();
+      by_storage_[t.storage().unsafeGetStorageImpl()] = &e - entries_.data();
+    }
+    double norm = at::linalg_vector_norm(t, 2).item<double>();
+    e.has_norm = true;
+    if (!std::isfinite(norm)) {  // as tensors.py: count NaN/Inf, or rescale when only the squares overflowed
+      e.nan = at::isnan(t).sum().item<int64_t>();
+      e.inf = at::isinf(t).sum().item<int64_t>();
+      if (e.nan == 0 && e.inf == 0) {
+        const double peak = t.abs().max().item<double>();
+        const at::Tensor wide = t.to(at::kDouble);
+        norm = (peak == 0 || !std::isfinite(peak)) ? at::linalg_vector_norm(wide, 2).item<double>()
+                                                   : peak * at::linalg_vector_norm(wide / peak, 2).item<double>();
+      }
+    }
+    e.norm = norm;
+  }
+
+  int64_t max_values_, sample_size_, sample_block_;
+  bool keep_full_;
+  std::vector<Entry> entries_;
+  std::unordered_map<c10::TensorImpl*, int64_t> seen_;
+  std::unordered_map<c10::StorageImpl*, int64_t> by_storage_;
+  std::vector<at::Tensor> blocks_;
+  std::vector<Rows> rows_;
+};
+
+class Pass;
+
+c10::intrusive_ptr<ag::Node> node_of(PyObject* obj) {
+  if (THPFunction_Check(obj)) {
+    return reinterpret_cast<THPFunction*>(obj)->cdata;
+  }
+  if (ag::THPCppFunction_Check(obj)) {
+    return reinterpret_cast<ag::THPCppFunction*>(obj)->cdata;
+  }
+  throw std::invalid_argument("not an autograd node (grad_fn)");
+}
+
+// pass_recorder.PassRecorder._walk, in C++: breadth-first from the outputs' nodes in next_functions order.
+// roots: (node, input_nr) per output. Returns the nodes (as Python objects), their names, their edges as
+// (target index or -1, input_nr), and per node the input slots that more than one edge (or root) feeds.
+py::tuple walk(const std::vector<std::pair<py::object, int64_t>>& roots) {
+  std::unordered_map<ag::Node*, int64_t> index;
+  std::vector<c10::intrusive_ptr<ag::Node>> nodes;
+  std::vector<std::map<int64_t, int64_t>> fan_in;
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> edges;
+  auto visit = [&](const c10::intrusive_ptr<ag::Node>& node) {
+    auto [it, added] = index.emplace(node.get(), static_cast<int64_t>(nodes.size()));
+    if (added) {
+      nodes.push_back(node);
+      fan_in.emplace_back();
+      edges.emplace_back();
+    }
+    return it->second;
+  };
+  for (const auto& [obj, input_nr] : roots) {
+    fan_in[visit(node_of(obj.ptr()))][input_nr] += 1;
+  }
+  for (size_t k = 0; k < nodes.size(); ++k) {  // nodes grows as it is walked: a breadth-first queue
+    const c10::intrusive_ptr<ag::Node> node = nodes[k];
+    for (const ag::Edge& edge : node->next_edges()) {
+      if (!edge.is_valid()) {
+        edges[k].emplace_back(-1, edge.input_nr);
+        continue;
+      }
+      const int64_t j = visit(edge.function);
+      fan_in[j][edge.input_nr] += 1;
+      edges[k].emplace_back(j, edge.input_nr);
+    }
+  }
+  py::list objects, names, many;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    objects.append(py::reinterpret_steal<py::object>(ag::functionToPyObject(nodes[k])));
+    names.append(nodes[k]->name());
+    py::list slots;
+    for (const auto& [slot, count] : fan_in[k]) {
+      if (count > 1) {
+        slots.append(slot);
+      }
+    }
+    many.append(slots);
+  }
+  return py::make_tuple(objects, names, py::cast(edges), many);
+}
+
+std::atomic<int64_t> live_hooks{0};  // hooks installed and not yet removed, in all passes: tests check 0
+
+struct Hook : ag::FunctionPostHook {
+  Pass* pass;
+  int64_t node;
+  Hook(Pass* p, int64_t i) : pass(p), node(i) { live_hooks.fetch_add(1); }
+  ~Hook() override { live_hooks.fetch_sub(1); }
+  ag::variable_list operator()(const ag::variable_list& grad_inputs, const ag::variable_list& grad_outputs) override;
+};
+
+constexpr int64_t kUnclaimed = INT64_MIN;
+
+// One backward pass: the hooks on its nodes, what they saw, and the table of its tensors.
+class Pass {
+ public:
+  Pass(int64_t max_values, int64_t sample_size, int64_t sample_block, bool keep_full, int64_t jacobian_limit)
+      : table(max_values, sample_size, sample_block, keep_full),
+        jacobian_limit_(jacobian_limit),
+        thread_(std::this_thread::get_id()) {}
+
+  ~Pass() { remove(); }
+
+  // flags per node: 1 = AccumulateGrad (capture="full" keeps a copy of its v: .grad changes in place
+  // later), 2 = its v gets an exact norm, 4 = root (an output's node, which may claim the pass).
+  // fresh: per node, the v slots fed by several edges (their sum is a new tensor: never reuse a record).
+  void install(const py::list& nodes, const std::vector<int64_t>& flags,
+               const std::vector<std::vector<int64_t>>& fresh, py::object jacobian) {
+    jacobian_ = std::move(jacobian);
+    const int64_t count = static_cast<int64_t>(py::len(nodes));
+    flags_ = flags;
+    fresh_ = fresh;
+    v_.assign(count, {});
+    vjp_.assign(count, {});
+    names_.assign(count, std::string());
+    for (int64_t i = 0; i < count; ++i) {
+      c10::intrusive_ptr<ag::Node> node = node_of(nodes[i].ptr());
+      names_[i] = node->name();
+      uintptr_t key = node->add_post_hook(std::make_unique<Hook>(this, i));
+      hooked_.emplace_back(node, key);
+    }
+  }
+
+  void remove() {
+    for (auto& [node, key] : hooked_) {
+      node->del_post_hook(key);
+    }
+    hooked_.clear();
+    jacobian_ = py::none();  // it refers back to the Python recorder: no cycle once the pass is over
+  }
+
+  void set_innermost(bool value) { innermost_.store(value); }
+
+  void run(int64_t i, const ag::variable_list& grad_inputs, const ag::variable_list& grad_outputs) {
+    if (!owns_this_run(i)) {
+      return;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    struct Clock {  // the time spent in this pass's hooks, for the benchmark's account of where time goes
+      std::chrono::steady_clock::time_point started;
+      int64_t& total;
+      ~Clock() {
+        total += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started)
+                     .count();
+      }
+    } clock{started, hook_ns_};
+    order_.push_back(i);
+    const int64_t flags = flags_[i];
+    try {
+      std::vector<int64_t>& v = v_[i];
+      v.clear();
+      if (flags & 1) {
+        for (const auto& g : grad_outputs) {
+          v.push_back(table.add(g, false, false, false, (flags & 2) != 0, true));
+        }
+        return;
+      }
+      const std::vector<int64_t>& fresh = fresh_[i];
+      for (size_t k = 0; k < grad_outputs.size(); ++k) {
+        const bool is_fresh = std::find(fresh.begin(), fresh.end(), static_cast<int64_t>(k)) != fresh.end();
+        v.push_back(table.add(grad_outputs[k], false, false, is_fresh, false, false));
+      }
+      std::vector<int64_t>& vjp = vjp_[i];
+      vjp.clear();
+      for (const auto& g : grad_inputs) {
+        vjp.push_back(table.add(g, false, false, false, false, false));
+      }
+    } catch (const std::exception& exc) {  // recording must never break the pass
+      notes_.push_back(names_[i] + ": could not record (" + exc.what() + ")");
+      return;
+    }
+    if (jacobian_limit_ > 0 && fits(grad_outputs) && fits(grad_inputs) && !jacobian_.is_none()) {
+      // Small enough for its local Jacobian: that calls the node again, which is Python's job.
+      py::gil_scoped_acquire gil;
+      jacobian_(i, grad_inputs, grad_outputs);
+    }
+  }
+
+  py::tuple results() const { return py::make_tuple(order_, notes_, claimed_task()); }
+
+  double hook_seconds() const { return static_cast<double>(hook_ns_) * 1e-9; }
+
+  py::tuple handles() const { return py::make_tuple(py::cast(v_), py::cast(vjp_)); }
+
+  Table table;
+
+ private:
+  bool fits(const ag::variable_list& grads) const {
+    int64_t total = 0;
+    for (const auto& g : grads) {
+      if (g.defined()) {
+        total += g.numel();
+        if (total > jacobian_limit_) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  bool owns_this_run(int64_t i) {
+    // As pass_recorder.PassRecorder._owns_this_run: a node shared by several passes fires every pass's
+    // hooks, and only the pass the engine is running now records it.
+    const int64_t task = ag::get_current_graph_task_id();
+    const int64_t claimed = task_.load();
+    if (claimed != kUnclaimed) {
+      return task == claimed;
+    }
+    const bool mine = (std::this_thread::get_id() == thread_ && innermost_.load()) || (flags_[i] & 4);
+    if (mine) {
+      task_.store(task);
+    }
+    return mine;
+  }
+
+  int64_t claimed_task() const {
+    const int64_t claimed = task_.load();
+    return claimed == kUnclaimed ? -1 : claimed;
+  }
+
+  int64_t jacobian_limit_;
+  std::thread::id thread_;
+  std::atomic<bool> innermost_{false};
+  std::atomic<int64_t> task_{kUnclaimed};
+  py::object jacobian_;
+  std::vector<int64_t> flags_;
+  std::vector<std::vector<int64_t>> fresh_;
+  std::vector<std::string> names_;
+  std::vector<std::pair<c10::intrusive_ptr<ag::Node>, uintptr_t>> hooked_;
+  std::vector<int64_t> order_;
+  std::vector<std::vector<int64_t>> v_, vjp_;
+  std::vector<std::string> notes_;
+  int64_t hook_ns_ = 0;
+};
+
+ag::variable_list Hook::operator()(const ag::variable_list& grad_inputs, const ag::variable_list& grad_outputs) {
+  pass->run(node, grad_inputs, grad_outputs);
+  return grad_inputs;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "gradtrace's native post-hooks and tensor table (see tracer/native.py)";
+  m.def("live_hooks", []() { return live_hooks.load(); });
+  m.def("walk", &walk);
+  py::class_<Pass>(m, "Pass")
+      .def(py::init<int64_t, int64_t, int64_t, bool, int64_t>())
+      .def("install", &Pass::install)
+      .def("remove", &Pass::remove)
+      .def("set_innermost", &Pass::set_innermost)
+      .def("results", &Pass::results)
+      .def("handles", &Pass::handles)
+      .def("hook_seconds", &Pass::hook_seconds)
+      .def("add",
+           [](Pass& self, const at::Tensor& t, bool exact, bool copy, bool fresh, bool exact_norm, bool keep_copy) {
+             return self.table.add(t, exact, copy, fresh, exact_norm, keep_copy);
+           })
+      .def("size", [](Pass& self) { return self.table.size(); })
+      .def("export_entries", [](Pass& self) { return self.table.export_entries(); })
+      .def("clear", [](Pass& self) { self.table.clear(); });
+}
