@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 import tracer
+from tracer import native
 
 from .measure import Samples, run_interleaved
 from .memory import peak_memory
@@ -40,11 +41,24 @@ def recording_suite(repeats: int, with_torchlens: bool) -> dict[str, Any]:
         with tracer.record(model=model):
             torch.autograd.backward(loss(model, x))
 
+    def recorded(capture: Any, read: bool) -> Any:
+        # record() builds each Trace when .traces is first read: "recorded" is what a training loop pays per
+        # step, "+ trace read" adds building the Trace (what tracer.trace(), which returns it, costs).
+        def run(y: torch.Tensor) -> None:
+            with tracer.record(capture=capture) as rec:
+                torch.autograd.backward(y)
+            if read:
+                assert len(rec.traces) == 1
+
+        return run
+
     backward_modes: dict[str, Any] = {
         "plain backward": (fresh_loss, lambda y: torch.autograd.backward(y)),
-        "capture='auto' (default)": (fresh_loss, lambda y: tracer.trace(y)),
-        "capture='stats'": (fresh_loss, lambda y: tracer.trace(y, capture="stats")),
-        "capture='full'": (fresh_loss, lambda y: tracer.trace(y, capture="full")),
+        "capture='auto' (default)": (fresh_loss, recorded("auto", read=False)),
+        "capture='auto' + trace read": (fresh_loss, recorded("auto", read=True)),
+        "capture='stats' + trace read": (fresh_loss, recorded("stats", read=True)),
+        "capture='full'": (fresh_loss, recorded("full", read=False)),
+        "capture='full' + trace read": (fresh_loss, recorded("full", read=True)),
     }
     forward_modes: dict[str, Any] = {
         "plain forward+backward": (zero, lambda _: torch.autograd.backward(loss(model, x))),
@@ -118,17 +132,28 @@ def scaling_suite(repeats: int) -> list[dict[str, Any]]:
             return loss(model, x)
 
         nodes = count_nodes(fresh())
+
+        def record_only(y: torch.Tensor) -> None:
+            with tracer.record():
+                torch.autograd.backward(y)
+
         samples = run_interleaved(
-            {"plain": (fresh, lambda y: torch.autograd.backward(y)), "traced": (fresh, lambda y: tracer.trace(y))},
+            {
+                "plain": (fresh, lambda y: torch.autograd.backward(y)),
+                "recorded": (fresh, record_only),
+                "traced": (fresh, lambda y: tracer.trace(y)),
+            },
             repeats,
         )
-        plain, traced = samples["plain"].median(), samples["traced"].median()
+        plain, recorded, traced = (samples[k].median() for k in ("plain", "recorded", "traced"))
         rows.append(
             {
                 "layers": layers,
                 "nodes": nodes,
                 "plain_ms": plain * 1000,
+                "recorded_ms": recorded * 1000,
                 "traced_ms": traced * 1000,
+                "recorded_us_per_node": (recorded - plain) / nodes * 1e6,
                 "added_us_per_node": (traced - plain) / nodes * 1e6,
                 "ratio": traced / plain,
             }
@@ -180,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         "reference": "nn.TransformerEncoder, 12 layers, d_model 256, 8 heads, ff 1024, batch 8, sequence 64, "
         "float32, CPU, training mode",
     }
+    results["native"] = native.status()
     print(f"gradtrace benchmark — {results['reference']}; medians of {repeats} interleaved rounds")
+    print(results["native"])
     recording = recording_suite(repeats, with_torchlens=not (args.quick or args.no_torchlens))
     results["recording"] = recording
     print(f"\nreference graph: {recording['nodes']} backward nodes")
@@ -197,11 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:
         results["scaling"] = scaling_suite(max(3, repeats // 2))
         print("\nscaling (default capture, smaller layers)")
-        print(f"  {'nodes':>6s} {'plain ms':>9s} {'traced ms':>10s} {'ratio':>7s} {'added µs/node':>14s}")
+        print(
+            f"  {'nodes':>6s} {'plain ms':>9s} {'recorded ms':>12s} {'µs/node':>8s} {'+ read ms':>10s} "
+            f"{'µs/node':>8s} {'ratio':>7s}"
+        )
         for r in results["scaling"]:
             print(
-                f"  {r['nodes']:6d} {r['plain_ms']:9.1f} {r['traced_ms']:10.1f} {r['ratio']:6.3f}x "
-                f"{r['added_us_per_node']:14.1f}"
+                f"  {r['nodes']:6d} {r['plain_ms']:9.1f} {r['recorded_ms']:12.1f} {r['recorded_us_per_node']:8.1f} "
+                f"{r['traced_ms']:10.1f} {r['added_us_per_node']:8.1f} {r['ratio']:6.3f}x"
             )
     if not args.no_render:
         results["rendering"] = render_suite(quick=args.quick)
