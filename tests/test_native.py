@@ -143,6 +143,26 @@ def test_seeds_grad_before_retained_inputs_and_complex_record_the_same(python_ho
 
 
 @needs_native
+@pytest.mark.parametrize("fill", [1e30, float("nan"), float("inf")], ids=["overflowing-squares", "nan", "inf"])
+def test_leaf_norms_that_are_not_finite_record_the_same(fill: float, python_hooks: Callable[[], object]) -> None:
+    """A leaf gradient whose norm is not finite: NaN and Inf counted, or (squares overflowing float32 while
+    every element is finite) the norm rescaled, as the Python table does."""
+
+    def make() -> tracer.Trace:
+        w = torch.ones(3000, requires_grad=True)
+        scale = torch.full((3000,), fill)
+        scale[::7] = 1.0
+        return tracer.trace((w * scale).sum(), names={"w": w})
+
+    a, b = both_ways(make, python_hooks)
+    assert a == b
+    grad = tracer.load(a).leaves["w"].grad_total
+    assert grad is not None and grad.stats is not None and grad.stats.norm_exact is True
+    if fill == 1e30:
+        assert grad.stats.norm == pytest.approx(1e30 * (3000 - 429) ** 0.5, rel=1e-5) and grad.stats.inf == 0
+
+
+@needs_native
 def test_no_native_hook_is_left_behind() -> None:
     assert NATIVE is not None
     model, x, target = mlp()

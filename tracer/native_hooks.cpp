@@ -52,7 +52,8 @@ struct Entry {
   c10::weak_intrusive_ptr<c10::StorageImpl> storage{c10::intrusive_ptr<c10::StorageImpl>()};
   int64_t offset = 0;
   std::vector<int64_t> strides;
-  bool has_norm = false;
+  bool has_norm = false;  // an exact norm was asked for (norm_value holds it until settle())
+  at::Tensor norm_value, norm_of;  // the 0-d norm, and the tensor it was taken of (NaN/Inf counts if needed)
   bool complex_magnitudes = false;  // DEFER of a complex tensor: statistics of its magnitudes
 };
 
@@ -141,6 +142,7 @@ class Table {
   py::tuple export_entries() {
     // (kind, shape, dtype, device, numel, payload, kept, norm, complex) per entry, norm as (norm, nan, inf), for
     // tracer/native.py to turn into the Python table's columns.
+    settle();
     py::list out;
     for (auto& e : entries_) {
       py::object dtype = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(torch::getTHPDtype(e.dtype)));
@@ -299,21 +301,58 @@ class Table {
       e.strides = t.strides().vec();
       by_storage_[t.storage().unsafeGetStorageImpl()] = &e - entries_.data();
     }
-    double norm = at::linalg_vector_norm(t, 2).item<double>();
+    // No .item() here: on a GPU that would wait for the device once per leaf; settle() reads them all at once.
+    e.norm_value = at::linalg_vector_norm(t, 2);
+    e.norm_of = t;
     e.has_norm = true;
-    if (!std::isfinite(norm)) {  // as tensors.py: count NaN/Inf, or rescale when only the squares overflowed
-      e.nan = at::isnan(t).sum().item<int64_t>();
-      e.inf = at::isinf(t).sum().item<int64_t>();
-      if (e.nan == 0 && e.inf == 0) {
-        const double peak = t.abs().max().item<double>();
-        const at::Tensor wide = t.to(at::kDouble);
-        norm = (peak == 0 || !std::isfinite(peak)) ? at::linalg_vector_norm(wide, 2).item<double>()
-                                                   : peak * at::linalg_vector_norm(wide / peak, 2).item<double>();
-      }
-    }
-    e.norm = norm;
   }
 
+ public:
+  // The exact norms asked for, read in one go (one device sync), as tensors.py's TensorTable.settle; then
+  // the tensors they were taken of are let go.
+  void settle() {
+    std::vector<Entry*> pending;
+    std::vector<at::Tensor> values;
+    for (Entry& e : entries_) {
+      if (e.norm_value.defined()) {
+        pending.push_back(&e);
+        values.push_back(e.norm_value.to(at::kDouble).reshape({1}));
+      }
+    }
+    if (pending.empty()) {
+      return;
+    }
+    std::vector<double> norms;
+    try {
+      const at::Tensor all = at::cat(values).cpu();  // one copy from the device
+      norms.assign(all.const_data_ptr<double>(), all.const_data_ptr<double>() + all.numel());
+    } catch (const std::exception&) {  // norms on several devices: one read each
+      for (const at::Tensor& v : values) {
+        norms.push_back(v.item<double>());
+      }
+    }
+    for (size_t k = 0; k < pending.size(); ++k) {
+      Entry& e = *pending[k];
+      double norm = norms[k];
+      if (!std::isfinite(norm)) {  // as tensors.py: count NaN/Inf, or rescale when only the squares overflowed
+        const at::Tensor& t = e.norm_of;
+        e.nan = at::isnan(t).sum().item<int64_t>();
+        e.inf = at::isinf(t).sum().item<int64_t>();
+        if (e.nan == 0 && e.inf == 0) {
+          const double peak = t.abs().max().item<double>();
+          const at::Tensor wide = t.to(at::kDouble);
+          norm = (peak == 0 || !std::isfinite(peak))
+                     ? at::linalg_vector_norm(wide, 2).item<double>()
+                     : peak * at::linalg_vector_norm(wide / peak, 2).item<double>();
+        }
+      }
+      e.norm = norm;
+      e.norm_value = at::Tensor();
+      e.norm_of = at::Tensor();
+    }
+  }
+
+ private:
   int64_t max_values_, sample_size_, sample_block_;
   bool keep_full_;
   std::vector<Entry> entries_;
@@ -561,5 +600,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            })
       .def("size", [](Pass& self) { return self.table.size(); })
       .def("export_entries", [](Pass& self) { return self.table.export_entries(); })
+      .def("settle", [](Pass& self) { self.table.settle(); })
       .def("clear", [](Pass& self) { self.table.clear(); });
 }

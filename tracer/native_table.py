@@ -32,7 +32,7 @@ class NativeTable:
         exact_norm: bool = False,
         keep_copy: bool = False,
     ) -> int | None:
-        """As TensorTable.add; an exact norm is taken at once (the native table has no later batch)."""
+        """As TensorTable.add; an exact norm is computed at once (while the tensor is in cache), read by settle()."""
         if tensor is None:
             return None
         return int(self._pass.add(tensor, exact, copy, fresh, exact_norm, keep_copy))
@@ -41,7 +41,8 @@ class NativeTable:
         return self.add(tensor)
 
     def settle(self) -> None:
-        """Nothing to do: the native table took every exact norm when it was asked for."""
+        """Read the exact norms the hooks took (one device sync) and let go of those tensors."""
+        self._pass.settle()
 
     def finish(self) -> list[TensorInfo]:
         table = TensorTable(self.capture, self.max_values)
