@@ -30,8 +30,8 @@ def hook_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     calls: list[str] = []
     original = pass_recorder.PassRecorder._hook
 
-    def counting(self: Any, i: int, st: Any) -> Any:
-        post = original(self, i, st)
+    def counting(self: Any, i: int) -> Any:
+        post = original(self, i)
 
         def counted_post(a: Any, b: Any) -> Any:
             calls.append("post")

@@ -23,6 +23,7 @@ from tests.models import Boom, mlp, transformer
 from tests.random_graphs import Program, programs
 from tracer import native, pass_recorder
 from tracer.serial import dumps
+from tracer.tensors import SAMPLE_BLOCK, SAMPLE_SIZE
 
 NATIVE = native.load()
 if NATIVE is None and os.environ.get("GRADTRACE_REQUIRE_NATIVE") == "1":
@@ -236,6 +237,64 @@ def test_a_record_reads_the_values_of_its_pass_not_later_ones(
     assert np.all(second.leaves["w"].grad.array == 5)  # type: ignore[union-attr]
     assert first.leaves["w"].grad_total.stats.norm == pytest.approx(2 * 3000**0.5)  # type: ignore[union-attr]
     assert second.leaves["w"].grad_total.stats.norm == pytest.approx(7 * 3000**0.5)  # type: ignore[union-attr]
+
+
+@needs_native
+def test_sample_rows_reused_by_later_passes_never_change_an_earlier_trace() -> None:
+    """The native table hands its sample blocks to the next pass once nothing refers to them: passes read
+    late, passes read while others run, and passes whose recorder is gone must each keep their own samples."""
+
+    def stats_of(trace: tracer.Trace) -> list[tuple[float, float, float]]:
+        out = []
+        for step in trace.steps:
+            for info in step.vjp:
+                if info is not None and info.stats is not None and info.stats.sampled:
+                    out.append((info.stats.min, info.stats.max, info.stats.mean))
+        return out
+
+    def one_pass(scale: float) -> tuple[tracer.Trace, list[tuple[float, float, float]]]:
+        x = torch.linspace(-1, 1, 40_000, requires_grad=True)
+        y = (x.sin() * scale).exp().sum()
+        trace = tracer.trace(y)
+        return trace, stats_of(trace)
+
+    expected = {scale: one_pass(scale)[1] for scale in (1.0, 2.0, 3.0)}
+    assert all(expected[1.0]) and expected[1.0] != expected[2.0]  # sampled, and the passes differ
+    with tracer.record() as rec:  # three passes recorded, none read until all have run
+        for scale in (1.0, 2.0, 3.0):
+            x = torch.linspace(-1, 1, 40_000, requires_grad=True)
+            (x.sin() * scale).exp().sum().backward()
+    first = rec.traces[0]  # read: its blocks go back to the pool while the other two are still unread
+    one_pass(5.0)  # a pass that takes blocks from the pool
+    assert [stats_of(t) for t in (first, *rec.traces[1:])] == [expected[1.0], expected[2.0], expected[3.0]]
+
+
+@needs_native
+def test_a_sample_block_is_reused_only_once_nothing_sees_it() -> None:
+    """The pool's rule, on the native table itself: a block whose rows are still viewed (an exported payload)
+    is never written by another pass; once the views are gone, the next pass writes into it instead of
+    asking the system for fresh memory."""
+    assert NATIVE is not None
+
+    def sampled_row(scale: float) -> tuple[object, torch.Tensor]:
+        table = NATIVE.Pass(64, SAMPLE_SIZE, SAMPLE_BLOCK, False, 0)
+        handle = table.add(torch.linspace(-1, 1, 50_000) * scale, False, False, False, False, False)
+        row = table.export_entries()[handle][5]  # a view of the block's row
+        return table, row
+
+    first, row = sampled_row(1.0)
+    seen = row.clone()
+    first.clear()  # its block goes to the pool while `row` still views it
+    pooled, viewed = NATIVE.pooled_blocks()
+    assert viewed >= 1
+    _second, other = sampled_row(7.0)
+    assert torch.equal(row, seen) and other.data_ptr() != row.data_ptr()
+    del row
+    assert NATIVE.pooled_blocks()[1] == viewed - 1  # nothing sees that block now
+    pooled, viewed = NATIVE.pooled_blocks()
+    _, reused = sampled_row(3.0)
+    assert NATIVE.pooled_blocks() == (pooled - 1, viewed)  # taken from the pool, not allocated
+    assert torch.equal(reused, seen * 3)
 
 
 def test_traces_are_built_when_first_read() -> None:

@@ -11,6 +11,7 @@
 #include <torch/csrc/DynamicTypes.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
 #include <torch/csrc/autograd/graph_task.h>
 #include <torch/csrc/autograd/python_cpp_function.h>
 #include <torch/csrc/autograd/python_function.h>
@@ -169,11 +170,18 @@ class Table {
     entries_.clear();
     seen_.clear();
     by_storage_.clear();
-    blocks_.clear();
+    give_back_blocks();
     rows_.clear();
   }
 
+  ~Table() { give_back_blocks(); }
+
   int64_t size() const { return static_cast<int64_t>(entries_.size()); }
+
+  void reserve(int64_t count) {  // no regrowth (moving every entry) in the middle of the pass
+    entries_.reserve(count);
+    seen_.reserve(count);
+  }
 
  private:
   static constexpr int64_t kBlockRows = 256;  // tensors.py's _Rows.BLOCK
@@ -201,7 +209,7 @@ class Table {
     }
     if (rows->used == static_cast<int64_t>(rows->blocks.size()) * kBlockRows) {
       rows->blocks.push_back(static_cast<int64_t>(blocks_.size()));
-      blocks_.push_back(at::empty({kBlockRows, sample_size_}, like.options().requires_grad(false)));
+      blocks_.push_back(take_block(like));
     }
     const int64_t r = rows->used++;
     e.block = rows->blocks[r / kBlockRows];
@@ -210,6 +218,78 @@ class Table {
     return static_cast<char*>(block.data_ptr()) + e.row * sample_size_ * block.element_size();
   }
 
+  // Blocks outlive their pass in a small pool, for the next pass to write into: a fresh block is memory the
+  // kernel must map and zero page by page inside the user's backward pass (a thousand page faults per pass on
+  // the reference transformer, plus what they do to the allocator's reuse of the engine's own buffers).
+  static std::mutex& pool_lock() {
+    static std::mutex lock;
+    return lock;
+  }
+  static std::vector<at::Tensor>& pool() {
+    static auto* blocks = new std::vector<at::Tensor>();  // never destroyed: no exit-order question
+    return *blocks;
+  }
+  static constexpr int64_t kPoolBytes = 16 << 20;
+
+  at::Tensor take_block(const at::Tensor& like) {
+    {
+      std::lock_guard<std::mutex> guard(pool_lock());
+      auto& blocks = pool();
+      for (auto it = blocks.begin(); it != blocks.end(); ++it) {
+        // Only a block nothing else sees any more: no row view of it (an exported payload, a trace's
+        // values) is alive.
+        const bool unshared = it->use_count() == 1 && it->storage().use_count() == 1;
+        if (unshared && it->scalar_type() == like.scalar_type() && it->device() == like.device() &&
+            it->size(1) == sample_size_) {
+          at::Tensor block = std::move(*it);
+          blocks.erase(it);
+          return block;
+        }
+      }
+    }
+    return at::empty({kBlockRows, sample_size_}, like.options().requires_grad(false));
+  }
+
+  void give_back_blocks() {
+    // Views of a block may still be alive (the table was just exported): take_block() waits until they are
+    // gone. When the pool is full, a block still in use elsewhere makes room (its views keep their memory).
+    std::lock_guard<std::mutex> guard(pool_lock());
+    auto& blocks = pool();
+    auto bytes = [&blocks]() {
+      int64_t total = 0;
+      for (const at::Tensor& b : blocks) {
+        total += static_cast<int64_t>(b.nbytes());
+      }
+      return total;
+    };
+    for (at::Tensor& block : blocks_) {
+      if (!block.is_cpu()) {
+        continue;
+      }
+      const int64_t size = static_cast<int64_t>(block.nbytes());
+      for (auto it = blocks.begin(); bytes() + size > kPoolBytes && it != blocks.end();) {
+        const bool shared = it->use_count() > 1 || it->storage().use_count() > 1;
+        it = shared ? blocks.erase(it) : it + 1;
+      }
+      if (bytes() + size <= kPoolBytes) {
+        blocks.push_back(std::move(block));
+      }
+    }
+    blocks_.clear();
+  }
+
+ public:
+  // (blocks in the pool, of which still viewed elsewhere): for tests
+  static std::pair<int64_t, int64_t> pool_counts() {
+    std::lock_guard<std::mutex> guard(pool_lock());
+    int64_t shared = 0;
+    for (const at::Tensor& b : pool()) {
+      shared += (b.use_count() > 1 || b.storage().use_count() > 1) ? 1 : 0;
+    }
+    return {static_cast<int64_t>(pool().size()), shared};
+  }
+
+ private:
   at::Tensor row_view(const Entry& e, int64_t length) const {
     return blocks_[e.block].select(0, e.row).narrow(0, 0, length);
   }
@@ -259,6 +339,12 @@ class Table {
     T* dst = reinterpret_cast<T*>(base);
     const int64_t* at = index.const_data_ptr<int64_t>();
     const int64_t count = index.numel();
+    // The runs lie far apart (a cache line, often a page, each): ask for all of them before reading any, so
+    // the memory system fetches them side by side instead of one miss after another.
+    for (int64_t k = 0; k < count; k += sample_block_) {
+      __builtin_prefetch(src + at[k]);
+      __builtin_prefetch(src + at[k + sample_block_ - 1]);
+    }
     for (int64_t k = 0; k < count; ++k) {
       dst[k] = src[at[k]];
     }
@@ -374,51 +460,11 @@ c10::intrusive_ptr<ag::Node> node_of(PyObject* obj) {
   throw std::invalid_argument("not an autograd node (grad_fn)");
 }
 
-// pass_recorder.PassRecorder._walk, in C++: breadth-first from the outputs' nodes in next_functions order.
-// roots: (node, input_nr) per output. Returns the nodes (as Python objects), their names, their edges as
-// (target index or -1, input_nr), and per node the input slots that more than one edge (or root) feeds.
-py::tuple walk(const std::vector<std::pair<py::object, int64_t>>& roots) {
-  std::unordered_map<ag::Node*, int64_t> index;
-  std::vector<c10::intrusive_ptr<ag::Node>> nodes;
-  std::vector<std::map<int64_t, int64_t>> fan_in;
-  std::vector<std::vector<std::pair<int64_t, int64_t>>> edges;
-  auto visit = [&](const c10::intrusive_ptr<ag::Node>& node) {
-    auto [it, added] = index.emplace(node.get(), static_cast<int64_t>(nodes.size()));
-    if (added) {
-      nodes.push_back(node);
-      fan_in.emplace_back();
-      edges.emplace_back();
-    }
-    return it->second;
-  };
-  for (const auto& [obj, input_nr] : roots) {
-    fan_in[visit(node_of(obj.ptr()))][input_nr] += 1;
-  }
-  for (size_t k = 0; k < nodes.size(); ++k) {  // nodes grows as it is walked: a breadth-first queue
-    const c10::intrusive_ptr<ag::Node> node = nodes[k];
-    for (const ag::Edge& edge : node->next_edges()) {
-      if (!edge.is_valid()) {
-        edges[k].emplace_back(-1, edge.input_nr);
-        continue;
-      }
-      const int64_t j = visit(edge.function);
-      fan_in[j][edge.input_nr] += 1;
-      edges[k].emplace_back(j, edge.input_nr);
-    }
-  }
-  py::list objects, names, many;
-  for (size_t k = 0; k < nodes.size(); ++k) {
-    objects.append(py::reinterpret_steal<py::object>(ag::functionToPyObject(nodes[k])));
-    names.append(nodes[k]->name());
-    py::list slots;
-    for (const auto& [slot, count] : fan_in[k]) {
-      if (count > 1) {
-        slots.append(slot);
-      }
-    }
-    many.append(slots);
-  }
-  return py::make_tuple(objects, names, py::cast(edges), many);
+// A node's name without its C++ namespace, as Python shows it: "AccumulateGrad", "MulBackward0".
+std::string short_name(const ag::Node& node) {
+  const std::string name = node.name();
+  const size_t colons = name.rfind("::");
+  return colons == std::string::npos ? name : name.substr(colons + 2);
 }
 
 std::atomic<int64_t> live_hooks{0};  // hooks installed and not yet removed, in all passes: tests check 0
@@ -443,24 +489,87 @@ class Pass {
 
   ~Pass() { remove(); }
 
-  // flags per node: 1 = AccumulateGrad (capture="full" keeps a copy of its v: .grad changes in place
-  // later), 2 = its v gets an exact norm, 4 = root (an output's node, which may claim the pass).
-  // fresh: per node, the v slots fed by several edges (their sum is a new tensor: never reuse a record).
-  void install(const py::list& nodes, const std::vector<int64_t>& flags,
-               const std::vector<std::vector<int64_t>>& fresh, py::object jacobian) {
+  // pass_recorder.PassRecorder._walk, in C++: breadth-first from the outputs' nodes in next_functions order.
+  // roots: (node, input_nr) per output that has one. Returns the nodes (as Python objects); their names
+  // (without a C++ namespace); their edges as (target index or -1, input_nr); per node the input slots more
+  // than one edge (or root) feeds; (index, leaf tensor) per AccumulateGrad node; and each root's index.
+  // Keeps the nodes and those slots for install().
+  py::tuple walk(const std::vector<std::pair<py::object, int64_t>>& roots) {
+    std::unordered_map<ag::Node*, int64_t> index;
+    std::vector<std::map<int64_t, int64_t>> fan_in;
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> edges;
+    nodes_.clear();
+    auto visit = [&](const c10::intrusive_ptr<ag::Node>& node) {
+      auto [it, added] = index.emplace(node.get(), static_cast<int64_t>(nodes_.size()));
+      if (added) {
+        nodes_.push_back(node);
+        fan_in.emplace_back();
+        edges.emplace_back();
+      }
+      return it->second;
+    };
+    py::list root_index;
+    for (const auto& [obj, input_nr] : roots) {
+      const int64_t i = visit(node_of(obj.ptr()));
+      fan_in[i][input_nr] += 1;
+      root_index.append(i);
+    }
+    for (size_t k = 0; k < nodes_.size(); ++k) {  // nodes_ grows as it is walked: a breadth-first queue
+      const c10::intrusive_ptr<ag::Node> node = nodes_[k];
+      for (const ag::Edge& edge : node->next_edges()) {
+        if (!edge.is_valid()) {
+          edges[k].emplace_back(-1, edge.input_nr);
+          continue;
+        }
+        const int64_t j = visit(edge.function);
+        fan_in[j][edge.input_nr] += 1;
+        edges[k].emplace_back(j, edge.input_nr);
+      }
+    }
+    // A gradient is recorded once, as the vᵀJ of its producer (its consumer's v reuses the record): about
+    // one entry per node, more where sums are formed.
+    table.reserve(static_cast<int64_t>(nodes_.size() + nodes_.size() / 2));
+    py::list objects, names, many, leaves;
+    fresh_.assign(nodes_.size(), {});
+    for (size_t k = 0; k < nodes_.size(); ++k) {
+      objects.append(py::reinterpret_steal<py::object>(ag::functionToPyObject(nodes_[k])));
+      names.append(short_name(*nodes_[k]));
+      py::list slots;
+      for (const auto& [slot, count] : fan_in[k]) {
+        if (count > 1) {
+          slots.append(slot);
+          fresh_[k].push_back(slot);
+        }
+      }
+      many.append(slots);
+      if (auto* accumulate = dynamic_cast<ag::AccumulateGrad*>(nodes_[k].get())) {
+        if (accumulate->variable.defined()) {
+          leaves.append(py::make_tuple(static_cast<int64_t>(k), accumulate->variable));
+        }
+      }
+    }
+    return py::make_tuple(objects, names, py::cast(edges), many, leaves, root_index);
+  }
+
+  // Hooks the nodes walk() found. flags per node: 1 = AccumulateGrad (capture="full" keeps a copy of its v:
+  // .grad changes in place later), 2 = its v gets an exact norm, 4 = root (an output's node, which may claim
+  // the pass). walk()'s fan-in tells which v slots are fed by several edges (their sum is a new tensor:
+  // never reuse a record).
+  void install(const std::vector<int64_t>& flags, py::object jacobian) {
+    const int64_t count = static_cast<int64_t>(nodes_.size());
+    if (static_cast<int64_t>(flags.size()) != count) {
+      throw std::invalid_argument("install(): one flag per node walk() found");
+    }
     jacobian_ = std::move(jacobian);
-    const int64_t count = static_cast<int64_t>(py::len(nodes));
     flags_ = flags;
-    fresh_ = fresh;
     v_.assign(count, {});
     vjp_.assign(count, {});
-    names_.assign(count, std::string());
     for (int64_t i = 0; i < count; ++i) {
-      c10::intrusive_ptr<ag::Node> node = node_of(nodes[i].ptr());
-      names_[i] = node->name();
+      const c10::intrusive_ptr<ag::Node>& node = nodes_[i];
       uintptr_t key = node->add_post_hook(std::make_unique<Hook>(this, i));
       hooked_.emplace_back(node, key);
     }
+    nodes_.clear();  // the hooked list holds them until remove()
   }
 
   void remove() {
@@ -508,7 +617,8 @@ class Pass {
         vjp.push_back(table.add(g, false, false, false, false, false));
       }
     } catch (const std::exception& exc) {  // recording must never break the pass
-      notes_.push_back(names_[i] + ": could not record (" + exc.what() + ")");
+      // hooked_ is in node order until remove()
+      notes_.push_back(short_name(*hooked_[i].first) + ": could not record (" + exc.what() + ")");
       return;
     }
     if (jacobian_limit_ > 0 && fits(grad_outputs) && fits(grad_inputs) && !jacobian_.is_none()) {
@@ -567,7 +677,7 @@ class Pass {
   py::object jacobian_;
   std::vector<int64_t> flags_;
   std::vector<std::vector<int64_t>> fresh_;
-  std::vector<std::string> names_;
+  std::vector<c10::intrusive_ptr<ag::Node>> nodes_;  // walk() -> install()
   std::vector<std::pair<c10::intrusive_ptr<ag::Node>, uintptr_t>> hooked_;
   std::vector<int64_t> order_;
   std::vector<std::vector<int64_t>> v_, vjp_;
@@ -585,9 +695,10 @@ ag::variable_list Hook::operator()(const ag::variable_list& grad_inputs, const a
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "gradtrace's native post-hooks and tensor table (see tracer/native.py)";
   m.def("live_hooks", []() { return live_hooks.load(); });
-  m.def("walk", &walk);
+  m.def("pooled_blocks", []() { return Table::pool_counts(); });
   py::class_<Pass>(m, "Pass")
       .def(py::init<int64_t, int64_t, int64_t, bool, int64_t>())
+      .def("walk", &Pass::walk)
       .def("install", &Pass::install)
       .def("remove", &Pass::remove)
       .def("set_innermost", &Pass::set_innermost)

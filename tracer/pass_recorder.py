@@ -15,6 +15,7 @@ import re
 import sys
 import threading
 from collections import deque
+from collections.abc import Collection, Sequence
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -83,39 +84,22 @@ COMPILED_NOTE = (
 )
 
 
-_CPP_NODE_TYPES: set[type] = set()  # types of torch's own C++ nodes: no forward class (a small, fixed set)
-
-
-def _forward_class(node: Any) -> Any:
-    """The autograd.Function a Python node came from, None for torch's C++ nodes (checked once per type: this
-    runs for every node of every pass)."""
-    cls = type(node)
-    if cls in _CPP_NODE_TYPES:
-        return None
-    forward_cls = getattr(node, "_forward_cls", None)
-    if forward_cls is None:
-        _CPP_NODE_TYPES.add(cls)
-    return forward_cls
-
-
-def _is_compiled(node: Any) -> bool:
+def _is_compiled(forward_cls: Any) -> bool:
     """A torch.compile'd region: AOTAutograd puts its whole backward into one CompiledFunction node."""
-    forward_cls = _forward_class(node)
-    return (
-        forward_cls is not None
-        and forward_cls.__name__ == "CompiledFunction"
-        and forward_cls.__module__.startswith("torch._functorch")
-    )
+    return bool(forward_cls.__name__ == "CompiledFunction" and forward_cls.__module__.startswith("torch._functorch"))
 
 
-def describe_op(name: str, node: Any) -> str:
-    """The forward operation a backward node came from, in plain words."""
-    forward_cls = _forward_class(node)
+@functools.lru_cache(maxsize=4096)
+def describe_node(node_type: type, name: str) -> tuple[str, str | None]:
+    """The forward operation a backward node came from, in plain words, and a note when the node hides its
+    steps (torch.compile). A custom Function's nodes are instances of its own backward class, which names the
+    Function (`_forward_cls`); torch's C++ nodes have none: so the type tells, and is asked once."""
+    forward_cls = getattr(node_type, "_forward_cls", None)
     if forward_cls is None:
-        return _op_from_name(name)
-    if _is_compiled(node):
-        return COMPILED_OP
-    return f"{forward_cls.__name__}.apply"
+        return _op_from_name(name), None
+    if _is_compiled(forward_cls):
+        return COMPILED_OP, COMPILED_NOTE
+    return f"{forward_cls.__name__}.apply", None
 
 
 def _anomaly_source(node: Any) -> str | None:
@@ -174,45 +158,12 @@ def _edge(target: int | None, input_nr: int) -> Edge:
     return Edge(target, input_nr)  # edges repeat a lot and are immutable: share them
 
 
-class _NodeState:
-    __slots__ = (
-        "edges",
-        "fan_in",
-        "fan_in_many",
-        "fn",
-        "grad_before",
-        "is_leaf",
-        "local",
-        "module",
-        "name",
-        "note",
-        "op",
-        "source",
-        "v",
-        "variable",
-        "vjp",
-    )
-
-    def __init__(self, fn: Any, name: str | None = None) -> None:
-        self.fn = fn
-        self.name = str(fn.name() if name is None else name).rsplit("::", 1)[-1]
-        self.op = ""  # describe_op, filled in by harvest (it reads the node)
-        self.note: str | None = None  # torch.compile's note, filled in by harvest
-        self.is_leaf = False
-        self.edges: list[tuple[int | None, int]] = []
-        self.fan_in: dict[int, int] = {}  # forward output -> how many gradients arrive there
-        self.fan_in_many: frozenset[int] = frozenset()  # the forward outputs fed by more than one gradient
-        self.variable: torch.Tensor | None = None  # AccumulateGrad: the leaf
-        self.source: str | None = None
-        self.module: tuple[str, str] | None = None  # (path, class) from tracer.modules
-        self.v: tuple[int | None, ...] = ()
-        self.vjp: tuple[int | None, ...] = ()
-        self.local: LocalResult | None = None
-        self.grad_before: int | None = None
-
-
 class PassRecorder:
-    """Hooks one pass (install → the engine runs → remove), then `finish` builds its Trace."""
+    """Hooks one pass (install → the engine runs → remove), then `finish` builds its Trace.
+
+    The graph is kept as columns indexed by node (its number in traversal order), not as an object per node:
+    the install and the end of the pass are on the user's backward clock, and thousands of small objects
+    cost more there than the hooks themselves."""
 
     def __init__(
         self,
@@ -231,7 +182,6 @@ class PassRecorder:
         # every gradient, a reduction per tensor) stays in Python, where its cost is the reductions anyway.
         native = native_recorder() if options.capture != "stats" else None
         self.native: Any = None
-        self.native_module = native
         self.table: TensorTable | NativeTable
         if native is not None:
             keep_full = options.capture == "full"
@@ -239,8 +189,23 @@ class PassRecorder:
             self.table = NativeTable(self.native, options.capture, options.max_values)
         else:
             self.table = TensorTable(options.capture, options.max_values)
-        self.states: list[_NodeState] = []
-        self.index: dict[Any, int] = {}
+        # the graph, per node: its grad_fn (dropped by release), name, edges as (target node or -1, input_nr),
+        # and the forward outputs (v slots) that more than one gradient feeds
+        self.fns: list[Any] = []
+        self.node_names: list[str] = []
+        self.edges: list[list[tuple[int, int]]] = []
+        self.fan_in_many: list[Collection[int]] = []
+        self.node_types: list[type] = []  # read by harvest: build() describes the ops from them
+        self.leaf_vars: dict[int, torch.Tensor] = {}  # AccumulateGrad node -> its leaf (dropped by release)
+        self.grad_before: dict[int, int | None] = {}  # AccumulateGrad node -> handle of .grad before the pass
+        self.sources: dict[int, str] = {}  # anomaly mode's forward line
+        self.node_modules: dict[int, tuple[str, str]] = {}  # (path, class) from tracer.modules
+        self.local: dict[int, LocalResult] = {}
+        # what the hooks saw: per node, the handles of v and vᵀJ (None or -1: no tensor); the native hooks
+        # keep theirs until build()
+        self.v: list[Sequence[int | None]] = []
+        self.vjp: list[Sequence[int | None]] = []
+        self._index: dict[Any, int] | None = None
         self.order: list[int] = []
         self.handles: list[Any] = []
         self.notes: list[str] = []
@@ -263,46 +228,56 @@ class PassRecorder:
         self.seed_handles = [
             add(g, copy=True, exact=True) if isinstance(g, torch.Tensor) else None for g in self.call.grads
         ]
-        for st in self.states:
-            if st.variable is not None:
-                st.grad_before = add(st.variable.grad, copy=True)
-        for name, t in self.names.retained:
-            edge = gradient_edge(t)
-            if edge is not None and edge[0] in self.index:
-                self.retained.append((name, t, self.index[edge[0]], edge[1], add(t.grad, copy=True)))
-        for t in self.call.inputs:
-            edge = gradient_edge(t)
-            at = (self.index[edge[0]], edge[1]) if edge is not None and edge[0] in self.index else None
-            self.input_nodes.append((t, at))
+        for i, variable in self.leaf_vars.items():
+            grad = variable.grad
+            self.grad_before[i] = None if grad is None else add(grad, copy=True)
+        if self.names.retained or self.call.inputs:
+            index = self._node_index()
+            for name, t in self.names.retained:
+                edge = gradient_edge(t)
+                if edge is not None and edge[0] in index:
+                    self.retained.append((name, t, index[edge[0]], edge[1], add(t.grad, copy=True)))
+            for t in self.call.inputs:
+                edge = gradient_edge(t)
+                at = (index[edge[0]], edge[1]) if edge is not None and edge[0] in index else None
+                self.input_nodes.append((t, at))
         try:
             if self.native is not None:
                 self._install_native()
             else:
-                for i, st in enumerate(self.states):
-                    self.handles.append(st.fn.register_hook(self._hook(i, st)))
+                for i in range(len(self.fns)):
+                    self.handles.append(self.fns[i].register_hook(self._hook(i)))
         except BaseException:
             self.remove()
             raise
 
+    def _node_index(self) -> dict[Any, int]:
+        """grad_fn -> node number (made when first asked: most passes never need it)."""
+        if self._index is None:
+            self._index = dict(zip(self.fns, range(len(self.fns)), strict=True))
+        return self._index
+
     def _install_native(self) -> None:
         """The native hooks do what _hook's post does, per node told by flags: 1 = AccumulateGrad, 2 = its v
-        gets an exact norm, 4 = an output's node (may claim the pass); plus the v slots fed by several edges."""
-        roots = {r[0] for r in self.roots if r is not None}
-        flags = []
-        for i, st in enumerate(self.states):
-            leaf = 1 | (2 if st.grad_before is None else 0) if st.variable is not None else 0
-            flags.append(leaf | (4 if i in roots else 0))
-        fresh = [sorted(st.fan_in_many) for st in self.states]
-        jacobian = self._native_jacobian if self.options.jacobian_limit else None
-        self.native.install([st.fn for st in self.states], flags, fresh, jacobian)
+        gets an exact norm, 4 = an output's node (may claim the pass); the walk told them the v slots fed by
+        several edges."""
+        flags = [0] * len(self.fns)
+        for i in self.leaf_vars:
+            flags[i] = 1 | (2 if self.grad_before[i] is None else 0)
+        for root in self.roots:
+            if root is not None:
+                flags[root[0]] |= 4
+        self.native.install(flags, self._native_jacobian if self.options.jacobian_limit else None)
 
     def _native_jacobian(self, i: int, grad_inputs: list[Any], grad_outputs: list[Any]) -> None:
         """Called by a native hook (GIL held) for a node small enough for its local Jacobian."""
-        st = self.states[i]
         try:
-            st.local = local_jacobian(st.fn, tuple(grad_outputs), tuple(grad_inputs), self.options.jacobian_limit)
+            local = local_jacobian(self.fns[i], tuple(grad_outputs), tuple(grad_inputs), self.options.jacobian_limit)
         except Exception as exc:  # recording must never break the pass
-            self.notes.append(f"{st.name}: could not record ({type(exc).__name__}: {exc})")
+            self.notes.append(f"{self.node_names[i]}: could not record ({type(exc).__name__}: {exc})")
+            return
+        if local is not None:
+            self.local[i] = local
 
     def set_innermost(self, value: bool) -> None:
         """Whether this is the innermost recorded pass of its thread (the native hooks' claim rule)."""
@@ -313,18 +288,38 @@ class PassRecorder:
         """Breadth-first from the outputs, in next_functions order: deterministic traversal."""
         if self.native is not None:
             self._walk_native()
-            return
+        else:
+            self._walk_python()
+        anomaly = bool(self.fns) and _anomaly_source(self.fns[0]) is not None
+        if anomaly:
+            for i, fn in enumerate(self.fns):
+                source = _anomaly_source(fn)
+                if source is not None:
+                    self.sources[i] = source
+        if ever_tagged():  # reading node.metadata costs a little: only once a model was ever tagged
+            for i, fn in enumerate(self.fns):
+                tag = module_tag(fn)
+                if tag is not None:
+                    self.node_modules[i] = tag
+
+    def _walk_python(self) -> None:
         queue: deque[Any] = deque()
-        states, index = self.states, self.index
+        fns, names, edges = self.fns, self.node_names, self.edges
+        fan_in: list[dict[int, int]] = []
+        index = self._index = {}
 
         def visit(fn: Any) -> int:
             i = index.get(fn)
             if i is None:
-                i = index[fn] = len(states)
-                st = _NodeState(fn)
-                if st.name == ACCUMULATE:
-                    st.variable = getattr(fn, "variable", None)
-                states.append(st)
+                i = index[fn] = len(fns)
+                fns.append(fn)
+                names.append(str(fn.name()).rsplit("::", 1)[-1])
+                edges.append([])
+                fan_in.append({})
+                if names[i] == ACCUMULATE:
+                    variable = getattr(fn, "variable", None)
+                    if variable is not None:
+                        self.leaf_vars[i] = variable
                 queue.append(fn)
             return i
 
@@ -334,52 +329,30 @@ class PassRecorder:
                 self.roots.append(None)
                 continue
             i = visit(edge[0])
-            states[i].fan_in[edge[1]] = states[i].fan_in.get(edge[1], 0) + 1
+            fan_in[i][edge[1]] = fan_in[i].get(edge[1], 0) + 1
             self.roots.append((i, edge[1]))
-        anomaly = bool(states) and _anomaly_source(states[0].fn) is not None
-        tagged = ever_tagged()  # reading node.metadata costs a little: only once a model was ever tagged
         while queue:
             fn = queue.popleft()
-            st = states[index[fn]]
-            if anomaly:
-                st.source = _anomaly_source(fn)
-            if tagged:
-                st.module = module_tag(fn)
+            node_edges = edges[index[fn]]
             for next_fn, input_nr in fn.next_functions:
                 if next_fn is None:
-                    st.edges.append((None, input_nr))
+                    node_edges.append((-1, input_nr))
                     continue
                 j = visit(next_fn)
-                target = states[j]
-                target.fan_in[input_nr] = target.fan_in.get(input_nr, 0) + 1
-                st.edges.append((j, input_nr))
-        for st in states:
-            st.fan_in_many = frozenset(k for k, count in st.fan_in.items() if count > 1)
+                fan_in[j][input_nr] = fan_in[j].get(input_nr, 0) + 1
+                node_edges.append((j, input_nr))
+        self.fan_in_many = [frozenset(k for k, count in slots.items() if count > 1) for slots in fan_in]
+        self.v = [()] * len(fns)
+        self.vjp = [()] * len(fns)
 
     def _walk_native(self) -> None:
-        """_walk's traversal done by the native module (the same order, edges and fan-in), then what only
-        Python can read: leaves' tensors, anomaly-mode source lines, module tags."""
-        assert self.native_module is not None
+        """_walk's traversal done by the native module: the same order, names, edges, fan-in and leaves."""
         edges_of = [gradient_edge(out) for out in self.call.outputs]
-        nodes, names, edges, many = self.native_module.walk([e for e in edges_of if e is not None])
-        states, index = self.states, self.index
-        for i, (fn, name, node_edges, slots) in enumerate(zip(nodes, names, edges, many, strict=True)):
-            st = _NodeState(fn, name)
-            st.edges = [(None if t < 0 else t, nr) for t, nr in node_edges]
-            st.fan_in_many = frozenset(slots)
-            if st.name == ACCUMULATE:
-                st.variable = getattr(fn, "variable", None)
-            index[fn] = i
-            states.append(st)
-        self.roots = [None if e is None else (index[e[0]], e[1]) for e in edges_of]
-        anomaly = bool(states) and _anomaly_source(states[0].fn) is not None
-        tagged = ever_tagged()
-        if anomaly or tagged:
-            for st in states:
-                if anomaly:
-                    st.source = _anomaly_source(st.fn)
-                if tagged:
-                    st.module = module_tag(st.fn)
+        nodes, names, edges, many, leaves, root_index = self.native.walk([e for e in edges_of if e is not None])
+        self.fns, self.node_names, self.edges, self.fan_in_many = nodes, names, edges, many
+        self.leaf_vars = dict(leaves)
+        at = iter(root_index)
+        self.roots = [None if e is None else (next(at), e[1]) for e in edges_of]
 
     def _owns_this_run(self, i: int) -> bool:
         """Whether a node running now runs in this pass. A node can belong to several graphs at once (a leaf's
@@ -398,9 +371,11 @@ class PassRecorder:
             self.task = task
         return mine
 
-    def _hook(self, i: int, st: _NodeState) -> Any:
+    def _hook(self, i: int) -> Any:
         order, table, limit = self.order, self.table, self.options.jacobian_limit
         add, add_default = table.add, table.add_default
+        v_of, vjp_of, many = self.v, self.vjp, self.fan_in_many[i]
+        is_leaf = i in self.leaf_vars
 
         def post(grad_inputs: tuple[torch.Tensor | None, ...], grad_outputs: tuple[torch.Tensor | None, ...]) -> None:
             # Runs inside every backward node: kept to plain calls and locals, no keyword arguments.
@@ -408,24 +383,25 @@ class PassRecorder:
                 return
             order.append(i)
             try:
-                if st.variable is not None:
+                if is_leaf:
                     # Without an earlier .grad the leaf keeps this very tensor (or a copy) as .grad, so asking
                     # for its exact norm holds no extra memory; with one, the sum is made and this tensor freed.
                     # keep_copy: capture="full" copies it, as the next pass accumulates into .grad in place.
-                    exact_norm = st.grad_before is None
-                    st.v = tuple([add(g, exact_norm=exact_norm, keep_copy=True) for g in grad_outputs])
+                    exact_norm = self.grad_before[i] is None
+                    v_of[i] = tuple([add(g, exact_norm=exact_norm, keep_copy=True) for g in grad_outputs])
                     return
-                if st.fan_in_many:
+                if many:
                     # A slot fed by several edges holds their sum, a new tensor: never reuse an edge's record.
-                    many = st.fan_in_many
-                    st.v = tuple([add(g, fresh=k in many) for k, g in enumerate(grad_outputs)])
+                    v_of[i] = tuple([add(g, fresh=k in many) for k, g in enumerate(grad_outputs)])
                 else:
-                    st.v = tuple([add_default(g) for g in grad_outputs])
-                st.vjp = tuple([add_default(g) for g in grad_inputs])
+                    v_of[i] = tuple([add_default(g) for g in grad_outputs])
+                vjp_of[i] = tuple([add_default(g) for g in grad_inputs])
                 if limit and _fits(grad_outputs, limit) and _fits(grad_inputs, limit):
-                    st.local = local_jacobian(st.fn, grad_outputs, grad_inputs, limit)
+                    local = local_jacobian(self.fns[i], grad_outputs, grad_inputs, limit)
+                    if local is not None:
+                        self.local[i] = local
             except Exception as exc:  # recording must never break the pass
-                self.notes.append(f"{st.name}: could not record ({type(exc).__name__}: {exc})")
+                self.notes.append(f"{self.node_names[i]}: could not record ({type(exc).__name__}: {exc})")
 
         return post
 
@@ -442,22 +418,12 @@ class PassRecorder:
             self.notes.extend(notes)
             self.task = task if task >= 0 else None
 
-    def _native_handles(self) -> None:
-        """Each executed node's v and vᵀJ handles, from the native hooks (into _NodeState, as _hook does)."""
-        v, vjp = self.native.handles()
-        states = self.states
-        for i in self.order:
-            st = states[i]
-            st.v = tuple([None if h < 0 else h for h in v[i]])
-            st.vjp = tuple([None if h < 0 else h for h in vjp[i]])
-
     def release(self) -> None:
         """Drop every reference to the graph and its tensors, so they are freed as without tracing; what
         build() needs was read by harvest() and is plain data."""
-        for st in self.states:
-            st.fn = None
-            st.variable = None
-        self.index = {}
+        self.fns = []
+        self.leaf_vars = {}
+        self._index = None
         self.call = BackwardCall((), (), False, False, (), True)
         self.names = NameBook()
         self.retained = []
@@ -468,22 +434,18 @@ class PassRecorder:
     def harvest(self, result: Any, error: BaseException | None) -> None:
         """Everything that reads the graph, the tensors or the caller's frames, at the end of the pass while
         they are alive and unchanged; build() does the rest from plain data."""
-        states = self.states
-        self.reached = {id(states[i].variable) for i in self.order if states[i].variable is not None}
+        done = set(self.order)
+        self.reached = {id(variable) for i, variable in self.leaf_vars.items() if i in done}
         failing = self._failing_node(error) if error is not None else None
         ids = self._assign_ids(failing)
         add = self.table.add
-        totals = {i: add(st.variable.grad, exact_norm=True) for i, st in enumerate(states) if st.variable is not None}
+        totals = {i: add(variable.grad, exact_norm=True) for i, variable in self.leaf_vars.items()}
         retained_totals = [add(t.grad, exact_norm=True) for _, t, _, _, _ in self.retained]
         results = tuple(result) if isinstance(result, tuple | list) else ()
         result_handles = [add(r, exact_norm=True) if isinstance(r, torch.Tensor) else None for r in results]
         self.table.settle()  # exact norms now: the next pass or an optimizer may change .grad in place
-        for st in states:
-            st.is_leaf = st.variable is not None
-            st.op = describe_op(st.name, st.fn)
-            st.note = COMPILED_NOTE if _is_compiled(st.fn) else None
+        self.node_types = [type(fn) for fn in self.fns]
         leaf_names = self._leaf_names(ids)
-        done = set(self.order)
         inputs = (
             tuple(self._input_name(t, k) for k, (t, _) in enumerate(self.input_nodes)) if self.call.inputs else None
         )
@@ -510,41 +472,43 @@ class PassRecorder:
         if h is None:
             raise RuntimeError("PassRecorder.build() before harvest()")
         if self.native is not None:
-            self._native_handles()
+            self.v, self.vjp = self.native.handles()  # per node, -1 for a missing tensor
         infos = self.table.finish()
         infos_or_none = [*infos, None]  # index -1 (a missing handle) gives None: no call per tensor
         ids, done, failing, totals = h.ids, h.done, h.failing, h.totals
-        states = self.states
-        order = sorted(range(len(states)), key=ids.__getitem__)
+        names, types, locals_, grad_before = self.node_names, self.node_types, self.local, self.grad_before
+        sources, node_modules = self.sources, self.node_modules
         steps = []
         arrived: dict[int, tuple[TensorInfo | None, ...]] = {}
-        for i in order:
-            st = states[i]
-            local = st.local
+        for i in sorted(range(len(names)), key=ids.__getitem__):
+            name = names[i]
+            local = locals_.get(i)
+            op, op_note = describe_node(types[i], name)
             if i == failing:
                 note = f"raised {h.error}" if h.error is not None else None
-            elif st.note is not None:
-                note = st.note
+            elif op_note is not None:
+                note = op_note
             else:
                 note = local.note if local is not None else None
-            v = tuple([infos_or_none[-1 if k is None else k] for k in st.v])
-            if st.is_leaf and st.grad_before is None and v and v[0] is not None:
-                total = totals.get(i)
+            v = tuple([infos_or_none[-1 if k is None else k] for k in self.v[i]])
+            if i in totals and grad_before[i] is None and v and v[0] is not None:
+                total = totals[i]
                 v = (_same_as(v[0], None if total is None else infos[total]),)
             arrived[i] = v
+            module = node_modules.get(i)
             steps.append(
                 Step(  # positional, in Step's field order: thousands of nodes, keywords cost measurably
                     ids[i],
-                    st.name,
-                    st.op,
+                    name,
+                    op,
                     i in done or i == failing,
                     v,
-                    tuple([infos_or_none[-1 if k is None else k] for k in st.vjp]),
-                    tuple([_edge(None if t is None else ids[t], nr) for t, nr in st.edges]),
+                    tuple([infos_or_none[-1 if k is None else k] for k in self.vjp[i]]),
+                    tuple([_edge(None if t < 0 else ids[t], nr) for t, nr in self.edges[i]]),
                     local.jacobian if local else None,
                     local.check if local else None,
-                    st.source,
-                    st.module[0] if st.module else None,
+                    sources.get(i),
+                    module[0] if module else None,
                     h.leaf_names.get(i),
                     note,
                 )
@@ -580,9 +544,9 @@ class PassRecorder:
                     **fields,
                 )
             )
-        modules = {**self.module_classes, **dict(st.module for st in states if st.module)}
+        modules = {**self.module_classes, **dict(node_modules.values())}
         self._harvested = None
-        self.states = []
+        self.v, self.vjp, self.edges, self.local = [], [], [], {}
         return Trace(
             kind=h.kind,
             seeds=tuple(seeds),
@@ -605,18 +569,18 @@ class PassRecorder:
         named = _NAMED_FAILURE.search(str(error))
         if named is not None:
             for i in reversed(self.order):
-                if self.states[i].name == named.group(1):
+                if self.node_names[i] == named.group(1):
                     return i
         done = set(self.order)
         producers: dict[int, list[int]] = {}
-        for i, st in enumerate(self.states):
-            for t, _ in st.edges:
-                if t is not None:
+        for i, node_edges in enumerate(self.edges):
+            for t, _ in node_edges:
+                if t >= 0:
                     producers.setdefault(t, []).append(i)
         roots = {r[0] for r in self.roots if r is not None}
         ready = [
             i
-            for i in range(len(self.states))
+            for i in range(len(self.fns))
             if i not in done and (i in roots or producers.get(i)) and all(p in done for p in producers.get(i, ()))
         ]
         if not ready:
@@ -624,7 +588,7 @@ class PassRecorder:
 
         def priority(i: int) -> int:
             try:
-                return int(self.states[i].fn._sequence_nr())
+                return int(self.fns[i]._sequence_nr())
             except Exception:  # pragma: no cover - private API moved
                 return -1
 
@@ -633,31 +597,32 @@ class PassRecorder:
     def _assign_ids(self, failing: int | None) -> dict[int, int]:
         """Executed nodes get 1..k in execution order (a node that raised comes last); the rest follow in
         traversal order."""
-        ids: dict[int, int] = {}
-        for i in self.order:
-            if i not in ids:
-                ids[i] = len(ids) + 1
+        ids = dict(zip(self.order, range(1, len(self.order) + 1), strict=True))
+        if len(ids) < len(self.order):  # a node ran twice: it keeps its first number
+            ids = {}
+            for i in self.order:
+                ids.setdefault(i, len(ids) + 1)
         if failing is not None and failing not in ids:
             ids[failing] = len(ids) + 1
-        for i in range(len(self.states)):
-            if i not in ids:
-                ids[i] = len(ids) + 1
+        if len(ids) < len(self.node_names):
+            for i in range(len(self.node_names)):
+                if i not in ids:
+                    ids[i] = len(ids) + 1
         return ids
 
     def _leaf_names(self, ids: dict[int, int]) -> dict[int, str]:
         names: dict[int, str] = {}
+        given: set[str] = set()
         used: set[str] = set(self.names.explicit)
         unnamed = 0
-        for i in sorted(range(len(self.states)), key=ids.__getitem__):
-            variable = self.states[i].variable
-            if variable is None:
-                continue
-            name = self.names.get(variable)
-            if name is None or name in names.values():
+        for i in sorted(self.leaf_vars, key=ids.__getitem__):
+            name = self.names.get(self.leaf_vars[i])
+            if name is None or name in given:
                 while f"leaf{unnamed}" in used:
                     unnamed += 1
                 name = f"leaf{unnamed}"
             used.add(name)
+            given.add(name)
             names[i] = name
         return names
 
@@ -681,9 +646,7 @@ class PassRecorder:
         input_at = {at: k for k, (_, at) in enumerate(self.input_nodes) if at is not None}
         returned = not self.call.accumulate_grad
         for i, name in sorted(leaf_names.items(), key=lambda kv: ids[kv[0]]):
-            st = self.states[i]
-            var = st.variable
-            assert var is not None
+            var = self.leaf_vars[i]
             k = input_at.get((i, 0))
             grad: _Ref
             if returned and k is not None and k < len(result_handles):
@@ -692,7 +655,7 @@ class PassRecorder:
                 grad, kind = (_StepV(i, 0) if i in done else None), "leaf"
             fields = {"kind": kind, "shape": tuple(var.shape), "dtype": dtype_name(var.dtype), "node": ids[i]}
             reason = self._why_no_gradient(i, input_at, done, error)
-            leaves[name] = (name, fields, (grad, st.grad_before, totals.get(i)), reason)
+            leaves[name] = (name, fields, (grad, self.grad_before[i], totals.get(i)), reason)
         for (name, t, node, slot, before), total in zip(self.retained, retained_totals, strict=True):
             if name in leaves:
                 continue
@@ -720,7 +683,7 @@ class PassRecorder:
                 "input_nr": 0 if at is None else at[1],
             }
             leaves[name] = (name, fields, (grad, None, None), "not on any path from the outputs")
-        reached = {id(st.variable) for st in self.states if st.variable is not None}
+        reached = {id(variable) for variable in self.leaf_vars.values()}
         for name, t in self.names.explicit.items():
             if id(t) not in reached and name not in leaves and t.requires_grad:
                 fields = {"kind": "leaf", "shape": tuple(t.shape), "dtype": dtype_name(t.dtype), "node": None}
