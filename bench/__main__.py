@@ -20,6 +20,7 @@ from tracer import native
 from .measure import Samples, run_interleaved
 from .memory import peak_memory
 from .models import SCALING_LAYERS, batch, count_nodes, loss, small_stack, transformer
+from .phases import phase_account
 from .render_suite import render_suite
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -68,6 +69,7 @@ def recording_suite(repeats: int, with_torchlens: bool) -> dict[str, Any]:
     forward = run_interleaved(forward_modes, repeats)
     result: dict[str, Any] = {"nodes": nodes, "backward": _table(backward, "plain backward")}
     result["forward_backward"] = _table(forward, "plain forward+backward")
+    result["phases"] = phase_account(fresh_loss, rounds=2 * repeats)
     if with_torchlens:
         result["torchlens"] = _torchlens(model, x, repeats=max(2, repeats // 3))
     return result
@@ -115,8 +117,8 @@ def _table(samples: dict[str, Samples], baseline: str) -> dict[str, Any]:
         rows[name] = {
             "wall_ms": s.median("wall") * 1000,
             "cpu_ms": s.median("cpu") * 1000,
-            "wall_ratio": s.median("wall") / base.median("wall"),
-            "cpu_ratio": s.median("cpu") / base.median("cpu"),
+            "wall_ratio": s.ratio_to(base, "wall"),
+            "cpu_ratio": s.ratio_to(base, "cpu"),
         }
     return rows
 
@@ -185,6 +187,15 @@ def _print_rows(title: str, rows: dict[str, Any]) -> None:
         print(f"  {name:32s} {r['wall_ms']:9.1f} {r['wall_ratio']:6.3f}x {r['cpu_ms']:9.1f} {r['cpu_ratio']:6.3f}x")
 
 
+def _print_phases(account: dict[str, Any]) -> None:
+    plain, added = account["plain_ms"], account["added_ms"]
+    print("\nwhere a recorded pass's added time goes (default capture, trace not read; medians of paired rounds)")
+    print(f"  {'plain backward':32s} {plain:9.1f} ms")
+    print(f"  {'added by recording':32s} {added:9.1f} ms {added / plain:+7.1%}")
+    for name, ms in account["phases_ms"].items():
+        print(f"    {name:30s} {ms:9.2f} ms {ms / plain:+7.1%}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--repeats", type=int, default=9, help="rounds of interleaved runs (medians are reported)")
@@ -206,13 +217,15 @@ def main(argv: list[str] | None = None) -> int:
         "float32, CPU, training mode",
     }
     results["native"] = native.status()
-    print(f"gradtrace benchmark — {results['reference']}; medians of {repeats} interleaved rounds")
+    print(f"gradtrace benchmark — {results['reference']}")
+    print(f"{repeats} interleaved rounds: times are medians, ratios the median of each round's ratio")
     print(results["native"])
     recording = recording_suite(repeats, with_torchlens=not (args.quick or args.no_torchlens))
     results["recording"] = recording
     print(f"\nreference graph: {recording['nodes']} backward nodes")
     _print_rows("backward pass (ratios to plain backward)", recording["backward"])
     _print_rows("forward + backward (ratios to plain forward+backward)", recording["forward_backward"])
+    _print_phases(recording["phases"])
     if isinstance(recording.get("torchlens"), dict):
         _print_rows("torchlens (ratios to plain forward+backward)", recording["torchlens"])
     elif "torchlens" in recording:

@@ -19,6 +19,13 @@ class Samples:
         values = getattr(self, what)
         return statistics.median(values) if values else float("nan")
 
+    def ratio_to(self, base: Samples, what: str = "wall") -> float:
+        """Median over rounds of this mode's time / the base mode's time in the same round: a slow round (the
+        machine busy, the allocator in a bad state) slows both and cancels out, which medians taken apart do
+        not do."""
+        pairs = [m / b for m, b in zip(getattr(self, what), getattr(base, what), strict=True) if b > 0]
+        return statistics.median(pairs) if pairs else float("nan")
+
 
 def run_interleaved(
     modes: dict[str, tuple[Callable[[], Any], Callable[[Any], object]]], repeats: int, warmup: int = 1
