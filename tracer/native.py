@@ -8,6 +8,7 @@ middle of a user's backward pass. GRADTRACE_NATIVE=0 turns it off.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -23,9 +24,11 @@ SOURCE = Path(__file__).with_name("native_hooks.cpp")
 _loaded: dict[str, ModuleType | None] = {}
 
 
+@functools.cache
 def module_name() -> str:
     """Named by the source and the torch it is built against: a new torch or a changed source gets a fresh
-    build instead of a stale binary with a mismatched ABI."""
+    build instead of a stale binary with a mismatched ABI. Worked out once per process (load() runs for
+    every recorded pass)."""
     digest = hashlib.sha256(SOURCE.read_bytes() + torch.__version__.encode()).hexdigest()[:16]
     return f"gradtrace_native_{digest}"
 
