@@ -23,7 +23,7 @@ from tests.models import Boom, mlp, transformer
 from tests.random_graphs import Program, programs
 from tracer import native, pass_recorder
 from tracer.serial import dumps
-from tracer.tensors import SAMPLE_BLOCK, SAMPLE_SIZE
+from tracer.tensors import SAMPLE_BLOCK, SAMPLE_SIZE, _sample_index
 
 NATIVE = native.load()
 if NATIVE is None and os.environ.get("GRADTRACE_REQUIRE_NATIVE") == "1":
@@ -295,6 +295,66 @@ def test_a_sample_block_is_reused_only_once_nothing_sees_it() -> None:
     _, reused = sampled_row(3.0)
     assert NATIVE.pooled_blocks() == (pooled - 1, viewed)  # taken from the pool, not allocated
     assert torch.equal(reused, seen * 3)
+
+
+class _Twice(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx: object, g: torch.Tensor) -> torch.Tensor:
+        return 2 * g
+
+
+class _Thrice(_Twice):
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        return 3 * x
+
+    @staticmethod
+    def backward(ctx: object, g: torch.Tensor) -> torch.Tensor:
+        return 3 * g
+
+
+@needs_native
+def test_node_names_are_cached_per_cpp_type_but_custom_functions_keep_their_own() -> None:
+    """The native walk names nodes once per C++ type; every custom Function is the same C++ type (PyNode),
+    named by its Python class."""
+    x = torch.ones(3, requires_grad=True)
+    names = [step.name for step in tracer.trace(_Thrice.apply(_Twice.apply(x) * x).sum()).steps]
+    assert names == ["SumBackward0", "_ThriceBackward", "MulBackward0", "_TwiceBackward", "AccumulateGrad"]
+
+
+def _layouts() -> Iterator[tuple[str, torch.Tensor]]:
+    """Tensors laid out the ways gradients are: contiguous, transposed, expanded, strided slices, permuted,
+    with size-1 dims, offset into their storage; in the dtypes a gradient can have."""
+    base = torch.linspace(-3, 3, 6 * 130 * 70).reshape(6, 130, 70)
+    yield "contiguous", base
+    yield "transposed", base[0].t()
+    yield "expanded", torch.linspace(-1, 1, 70).expand(130, 70)
+    yield "expanded scalar", torch.tensor(2.5).expand(40, 60)
+    yield "strided slice", base[:, ::3, 1::2]
+    yield "permuted", base.permute(2, 0, 1)
+    yield "size-1 dims", base[1:2, :, None, 5:60].transpose(0, 3)
+    yield "offset", base.reshape(-1)[777 : 777 + 5000]
+    yield "runs across rows", torch.arange(3 * 1999, dtype=torch.float32).reshape(3, 1999).t()
+    for dtype in (torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.bool):
+        yield f"transposed {dtype}", (base[0].t() * 10).to(dtype)
+
+
+@needs_native
+@pytest.mark.parametrize(("layout", "tensor"), list(_layouts()), ids=[name for name, _ in _layouts()])
+def test_a_native_sample_is_torch_take_at_the_sample_positions(layout: str, tensor: torch.Tensor) -> None:
+    """The native gather reads strided memory itself (no copy of a non-contiguous gradient): bit for bit the
+    elements torch.take finds at the sample positions tensors.py chooses."""
+    assert NATIVE is not None
+    table = NATIVE.Pass(64, SAMPLE_SIZE, SAMPLE_BLOCK, False, 0)
+    handle = table.add(tensor, False, False, False, False, False)
+    row = table.export_entries()[handle][5]
+    expected = torch.take(tensor, _sample_index(tensor.numel(), None))
+    assert row.dtype == tensor.dtype and row.shape == expected.shape
+    assert torch.equal(row.view(torch.uint8), expected.view(torch.uint8)), layout
 
 
 def test_traces_are_built_when_first_read() -> None:

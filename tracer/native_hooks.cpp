@@ -23,6 +23,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <typeindex>
 #include <thread>
 #include <unordered_map>
 
@@ -185,6 +186,8 @@ class Table {
 
  private:
   static constexpr int64_t kBlockRows = 256;  // tensors.py's _Rows.BLOCK
+  static constexpr int64_t kMaxDims = 16;
+  static constexpr int64_t kMaxSampleRuns = 1024;  // gather()'s arrays, on the stack
 
   // Rows come from blocks allocated a few at a time, as tensors.py's _Rows: hundreds of small allocations
   // between the engine's large gradient buffers would keep the heap from reusing them. The hot path only
@@ -294,9 +297,15 @@ class Table {
     return blocks_[e.block].select(0, e.row).narrow(0, 0, length);
   }
 
-  static bool plain_cpu(const at::Tensor& t) {
-    return t.is_cpu() && t.is_contiguous() && t.layout() == at::kStrided && !t.is_neg() && !t.is_conj();
+  static bool strided_cpu(const at::Tensor& t) {
+    // Plain memory we can read through the data pointer: not a zero tensor, a lazily negated or conjugated
+    // view, a quantized, nested or Python-subclass tensor (their data means something else, or is elsewhere).
+    return t.is_cpu() && t.layout() == at::kStrided && t.has_storage() && t.storage().data() != nullptr &&
+           !t.is_neg() && !t.is_conj() && !t._is_zerotensor() && !t.is_quantized() && !t.is_nested() &&
+           !t.unsafeGetTensorImpl()->is_python_dispatch() && t.dim() <= kMaxDims;
   }
+
+  static bool plain_cpu(const at::Tensor& t) { return strided_cpu(t) && t.is_contiguous(); }
 
   void copy_into_row(Entry& e, const at::Tensor& t) {
     char* base = take_row(e, t);
@@ -333,30 +342,83 @@ class Table {
     return it->second;
   }
 
+
   template <typename T>
   void gather(const at::Tensor& t, const at::Tensor& index, char* base) {
-    const T* src = t.const_data_ptr<T>();
+    // take(t, index) for a strided CPU tensor, element bits copied as they are. The index is sample_index()'s:
+    // runs of sample_block_ consecutive row-major positions. Gradients are often not contiguous (a linear
+    // layer's transposed weight gradient, an expanded sum): at::take copies such a tensor whole first, and
+    // even for a contiguous one it pays a dispatch and a parallel region per call.
+    int64_t sizes[kMaxDims], strides[kMaxDims];
+    int64_t dims = 0;
+    for (int64_t d = 0; d < t.dim(); ++d) {  // dims laid out as one are merged: fewer divisions in locate()
+      const int64_t size = t.size(d), stride = t.stride(d);
+      if (size == 1) {
+        continue;
+      }
+      if (dims > 0 && strides[dims - 1] == stride * size) {
+        sizes[dims - 1] *= size;
+        strides[dims - 1] = stride;
+      } else {
+        sizes[dims] = size;
+        strides[dims] = stride;
+        ++dims;
+      }
+    }
+    if (dims == 0) {
+      sizes[0] = 1;
+      strides[0] = 0;
+      dims = 1;
+    }
+    auto locate = [&](int64_t position) {  // where a row-major position lies, in elements from the data pointer
+      int64_t offset = 0;
+      for (int64_t d = dims - 1; d > 0; --d) {
+        offset += (position % sizes[d]) * strides[d];
+        position /= sizes[d];
+      }
+      return offset + position * strides[0];
+    };
+    const T* src = static_cast<const T*>(t.const_data_ptr());
     T* dst = reinterpret_cast<T*>(base);
     const int64_t* at = index.const_data_ptr<int64_t>();
-    const int64_t count = index.numel();
-    // The runs lie far apart (a cache line, often a page, each): ask for all of them before reading any, so
-    // the memory system fetches them side by side instead of one miss after another.
-    for (int64_t k = 0; k < count; k += sample_block_) {
-      __builtin_prefetch(src + at[k]);
-      __builtin_prefetch(src + at[k + sample_block_ - 1]);
+    const int64_t runs = index.numel() / sample_block_;
+    const int64_t last = sizes[dims - 1], step = strides[dims - 1];
+    int64_t starts[kMaxSampleRuns], columns[kMaxSampleRuns];
+    for (int64_t r = 0; r < runs; ++r) {
+      // The runs lie far apart (a cache line, often a page, each): ask for all of them before reading any, so
+      // the memory system fetches them side by side instead of one miss after another.
+      starts[r] = locate(at[r * sample_block_]);
+      columns[r] = at[r * sample_block_] % last;
+      __builtin_prefetch(src + starts[r]);
     }
-    for (int64_t k = 0; k < count; ++k) {
-      dst[k] = src[at[k]];
+    for (int64_t r = 0; r < runs; ++r) {
+      int64_t offset = starts[r], column = columns[r];
+      T* out = dst + r * sample_block_;
+      for (int64_t j = 0; j < sample_block_; ++j) {
+        out[j] = src[offset];
+        if (++column < last) {
+          offset += step;
+        } else if (j + 1 < sample_block_) {  // the run goes on into the next row
+          column = 0;
+          offset = locate(at[r * sample_block_] + j + 1);
+        }
+      }
     }
   }
 
   void sample_into_row(Entry& e, const at::Tensor& t) {
     char* base = take_row(e, t);
     const at::Tensor index = sample_index(t.numel(), t.device());
-    if (plain_cpu(t) && t.scalar_type() == at::kFloat) {
-      gather<float>(t, index, base);
-    } else if (plain_cpu(t) && t.scalar_type() == at::kDouble) {
-      gather<double>(t, index, base);
+    const int64_t runs = sample_size_ / sample_block_;
+    const bool fits = sample_size_ % sample_block_ == 0 && runs <= kMaxSampleRuns;
+    if (fits && strided_cpu(t) && t.element_size() == 4) {
+      gather<uint32_t>(t, index, base);
+    } else if (fits && strided_cpu(t) && t.element_size() == 8) {
+      gather<uint64_t>(t, index, base);
+    } else if (fits && strided_cpu(t) && t.element_size() == 2) {
+      gather<uint16_t>(t, index, base);
+    } else if (fits && strided_cpu(t) && t.element_size() == 1) {
+      gather<uint8_t>(t, index, base);
     } else {
       at::Tensor row = row_view(e, sample_size_);
       at::take_out(row, t, index);
@@ -467,6 +529,22 @@ std::string short_name(const ag::Node& node) {
   return colons == std::string::npos ? name : name.substr(colons + 2);
 }
 
+// short_name() for the walk, which names every node of every pass: Node::name() demangles the C++ type name on
+// each call (microseconds), so it is asked once per type. A Python Function's node (PyNode) is named by its
+// Python class, so it is asked each time. Called with the GIL held (walk), which guards the cache.
+std::string walk_name(const ag::Node& node) {
+  // (by its mangled type name: libtorch_python does not export PyNode's type_info to compare with)
+  if (std::strcmp(typeid(node).name(), "N5torch8autograd6PyNodeE") == 0) {
+    return short_name(node);
+  }
+  static auto* names = new std::unordered_map<std::type_index, std::string>();  // never destroyed: exit order
+  auto it = names->find(std::type_index(typeid(node)));
+  if (it == names->end()) {
+    it = names->emplace(std::type_index(typeid(node)), short_name(node)).first;
+  }
+  return it->second;
+}
+
 std::atomic<int64_t> live_hooks{0};  // hooks installed and not yet removed, in all passes: tests check 0
 
 struct Hook : ag::FunctionPostHook {
@@ -533,7 +611,7 @@ class Pass {
     fresh_.assign(nodes_.size(), {});
     for (size_t k = 0; k < nodes_.size(); ++k) {
       objects.append(py::reinterpret_steal<py::object>(ag::functionToPyObject(nodes_[k])));
-      names.append(short_name(*nodes_[k]));
+      names.append(walk_name(*nodes_[k]));
       py::list slots;
       for (const auto& [slot, count] : fan_in[k]) {
         if (count > 1) {
