@@ -74,3 +74,46 @@ def test_grad_inputs_that_are_not_leaves() -> None:
     assert p.grad is None  # grad() does not accumulate
     assert trace.leaves["p"].grad is None
     assert trace.leaves["p"].reason is not None
+
+
+class _Shared(torch.nn.Module):
+    """A module tree with a shared child, a tied parameter, a None parameter and an empty container."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
+        self.again = self.encoder[0]  # the same module under a second name
+        self.head = torch.nn.Linear(4, 3)
+        self.head.weight = self.encoder[2].weight  # tied: listed once, under its first name
+        self.register_parameter("missing", None)
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self.empty = torch.nn.ModuleList()
+
+
+class _Listed(torch.nn.Module):
+    """Lists its parameters its own way: asked itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.nn.Linear(2, 2)
+
+    def named_modules(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def, override]
+        yield "", self
+
+
+def test_named_parameters_lists_what_torch_lists_in_its_order() -> None:
+    """NameBook reads modules' parameter dicts directly (it runs every recorded pass): the same names, objects
+    and order as nn.Module.named_parameters(), including shared and tied parts and classes that list their
+    own."""
+    from tracer.names import named_parameters
+
+    for module in (
+        _Shared(),
+        torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(8, 2, 16), 2, enable_nested_tensor=False),
+        torch.nn.Sequential(_Listed(), torch.nn.Linear(2, 2)),
+        _Listed(),
+        torch.nn.Linear(2, 2),
+        torch.nn.ReLU(),
+    ):
+        ours = [(name, id(param)) for name, param in named_parameters(module)]
+        assert ours == [(name, id(param)) for name, param in module.named_parameters()], type(module).__name__
