@@ -19,6 +19,10 @@ class Samples:
         values = getattr(self, what)
         return statistics.median(values) if values else float("nan")
 
+    def best(self, what: str = "wall") -> float:
+        values = getattr(self, what)
+        return min(values) if values else float("nan")
+
     def ratio_to(self, base: Samples, what: str = "wall") -> float:
         """Median over rounds of this mode's time / the base mode's time in the same round: a slow round (the
         machine busy, the allocator in a bad state) slows both and cancels out, which medians taken apart do
