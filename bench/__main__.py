@@ -9,6 +9,7 @@ import json
 import platform
 import pstats
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,20 @@ def _print_phases(account: dict[str, Any]) -> None:
         print(f"    {name:30s} {ms:9.2f} ms {ms / plain:+7.1%}")
 
 
+class _SectionClock:
+    """How long each part of the benchmark took (it must stay within a few minutes on a small machine)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, function: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self.seconds[name] = time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--repeats", type=int, default=9, help="rounds of interleaved runs (medians are reported)")
@@ -224,13 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         "float32, CPU, training mode",
     }
     results["native"] = native.status()
+    clock = _SectionClock()
     print(f"gradtrace benchmark — {results['reference']}")
     print(
         f"{repeats} interleaved rounds: times are medians, ratios the median of each round's ratio;"
         " 'fastest': each mode's fastest run, and its ratio to the plain mode's fastest"
     )
     print(results["native"])
-    recording = recording_suite(repeats, with_torchlens=not (args.quick or args.no_torchlens))
+    recording = clock.run("recording", recording_suite, repeats, with_torchlens=not (args.quick or args.no_torchlens))
     results["recording"] = recording
     print(f"\nreference graph: {recording['nodes']} backward nodes")
     _print_rows("backward pass (ratios to plain backward)", recording["backward"])
@@ -240,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
         _print_rows("torchlens (ratios to plain forward+backward)", recording["torchlens"])
     elif "torchlens" in recording:
         print(f"\ntorchlens: {recording['torchlens']}")
-    results["memory"] = peak_memory(repeats=1 if args.quick else 3)
+    results["memory"] = clock.run("memory", peak_memory, repeats=1 if args.quick else 3)
     print("\npeak memory of a forward+backward step, each mode in a fresh interpreter (the trace kept alive)")
     for mode, m in results["memory"].items():
         print(f"  {mode:32s} {m['peak_rss_mib']:9.0f} MiB {m['added_pct']:+6.1f}%")
     if not args.quick:
-        results["scaling"] = scaling_suite(max(3, repeats // 2))
+        results["scaling"] = clock.run("scaling", scaling_suite, max(3, repeats // 2))
         print("\nscaling (default capture, smaller layers)")
         print(
             f"  {'nodes':>6s} {'plain ms':>9s} {'recorded ms':>12s} {'µs/node':>8s} {'+ read ms':>10s} "
@@ -257,12 +273,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['traced_ms']:10.1f} {r['added_us_per_node']:8.1f} {r['ratio']:6.3f}x"
             )
     if not args.no_render:
-        results["rendering"] = render_suite(quick=args.quick)
-    results["profile"] = profile_top()
+        results["rendering"] = clock.run("rendering", render_suite, quick=args.quick)
+    results["profile"] = clock.run("profile", profile_top)
     print("\nwhere the time goes (cProfile of 3 traced backward passes, default capture):")
     print("\n".join("  " + line for line in results["profile"]))
+    results["seconds"] = clock.seconds
+    total = sum(clock.seconds.values())
+    parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in clock.seconds.items())
+    print(f"\nthe benchmark took {total / 60:.1f} min: {parts}")
     args.out.write_text(json.dumps(results, indent=1))
-    print(f"\nwrote {args.out}")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -151,6 +151,27 @@ def test_big_graph_stays_linear() -> None:
     assert any("‖·‖" in s for s in texts(root))
 
 
+def test_a_picture_above_a_thousand_nodes_is_placed_with_a_bounded_effort() -> None:
+    """Above BIG_PICTURE drawn nodes the DOT asks dot to cut its across-rank placement short (nslimit), which
+    kept a 4,103-node drawing from taking 24 s; the laid-out SVG still has every node. Smaller pictures keep
+    dot's full placement, so their layout (and the golden DOT files) are as before."""
+    from tracer.dot import BIG_PICTURE
+
+    def chain(length: int) -> tracer.Trace:
+        x = torch.ones(3, requires_grad=True)
+        h = x
+        for _ in range(length):
+            h = h * 1.001
+        return tracer.trace(h.sum())
+
+    big, small = chain(BIG_PICTURE), chain(50)
+    assert len(big.nodes) > BIG_PICTURE >= len(small.nodes)
+    assert "nslimit=0.05" in big.to_dot(max_nodes=4 * BIG_PICTURE)
+    assert "nslimit" not in small.to_dot()
+    root = svg_root(big.svg(max_nodes=4 * BIG_PICTURE))
+    assert sum(1 for k in groups(root) if k.startswith("n") and k[1:].isdigit()) == len(big.nodes)
+
+
 def test_tensor_info_without_values_shows_statistics() -> None:
     trace, _, _ = case_trace("many_points_ones_like")
     assert isinstance(trace.seeds[0].v, TensorInfo)
