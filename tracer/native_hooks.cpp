@@ -342,7 +342,6 @@ class Table {
     return it->second;
   }
 
-
   template <typename T>
   void gather(const at::Tensor& t, const at::Tensor& index, char* base) {
     // take(t, index) for a strided CPU tensor, element bits copied as they are. The index is sample_index()'s:
