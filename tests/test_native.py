@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -297,24 +298,20 @@ def test_a_sample_block_is_reused_only_once_nothing_sees_it() -> None:
     assert torch.equal(reused, seen * 3)
 
 
-class _Twice(torch.autograd.Function):
-    @staticmethod
+def _scaling(name: str, factor: float) -> Any:
+    """A custom Function multiplying by `factor`, named `name` (its node is `<name>Backward`)."""
+
     def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
-        return 2 * x
+        return factor * x
 
-    @staticmethod
     def backward(ctx: object, g: torch.Tensor) -> torch.Tensor:
-        return 2 * g
+        return factor * g
+
+    methods = {"forward": staticmethod(forward), "backward": staticmethod(backward)}
+    return type(name, (torch.autograd.Function,), methods)
 
 
-class _Thrice(_Twice):
-    @staticmethod
-    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
-        return 3 * x
-
-    @staticmethod
-    def backward(ctx: object, g: torch.Tensor) -> torch.Tensor:
-        return 3 * g
+_Twice, _Thrice = _scaling("_Twice", 2.0), _scaling("_Thrice", 3.0)
 
 
 @needs_native
