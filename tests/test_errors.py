@@ -44,15 +44,21 @@ def test_old_tutorial_seed_of_shape_1_over_1x4_output() -> None:
     assert x.grad.tolist() == [[6.0, 36.0, 114.0, 264.0]]
 
 
-def test_old_tutorial_seed_bigger_than_a_1x1_output() -> None:
-    """001 seeded a [1, 1] output of torch.mm with [[100, 300]]: old torch summed it to [[400]]."""
+@pytest.mark.parametrize("seed", [[[100.0, 300.0]], [[100.0], [300.0]]], ids=["1x2", "2x1"])
+def test_old_tutorial_seed_bigger_than_a_1x1_output(seed: list[list[float]]) -> None:
+    """001 seeded a [1, 1] output of torch.mm with [[100, 300]] and [[100], [300]]: old torch summed both to [[400]]."""
     a = torch.tensor([[1.0, 2.0]])
     x = torch.tensor([[3.0], [5.0]], requires_grad=True)
+    g = torch.tensor(seed)
+    plain = _torch_error(lambda: torch.mm(a, x).backward(g))
     with pytest.raises(RuntimeError, match="Mismatch in shape") as info:
-        tracer.trace(torch.mm(a, x), torch.tensor([[100.0, 300.0]]))
+        tracer.trace(torch.mm(a, x), g)
+    assert str(info.value) == str(plain)
     notes = _notes(info.value)
+    assert f"shape {list(g.shape)}" in notes and "[1, 1]" in notes
     assert "g.sum_to_size(y.shape)" in notes and "[[400.0]]" in notes
-    tracer.trace(torch.mm(a, x), torch.tensor([[100.0, 300.0]]).sum_to_size(1, 1))
+    assert x.grad is None
+    tracer.trace(torch.mm(a, x), g.sum_to_size(1, 1))
     assert x.grad.tolist() == [[400.0], [800.0]]  # the tutorial's printed result
 
 
@@ -85,6 +91,20 @@ def test_explanation_is_added_once() -> None:
     add_explanation(exc)
     add_explanation(exc)
     assert len(exc.__notes__) == 1
+
+
+def test_without_exception_notes_the_explanation_follows_torchs_message() -> None:
+    """Python 3.10 has no add_note and prints no __notes__: the explanation goes after torch's words, once."""
+    from tracer.errors import EXPLANATION_MARK, add_explanation, attach_note
+
+    message = "grad can be implicitly created only for scalar outputs"
+    exc = RuntimeError(message)
+    text = explain(exc)
+    assert text is not None
+    attach_note(exc, text, notes_supported=False)
+    add_explanation(exc)  # already explained: nothing more
+    assert str(exc) == f"{message}\n\n{text}" and str(exc).startswith(message)
+    assert exc.__notes__ == [text] and text.startswith(EXPLANATION_MARK)
 
 
 def test_unknown_errors_get_no_note() -> None:

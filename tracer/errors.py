@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -136,4 +137,16 @@ def add_explanation(exc: BaseException, outputs: Sequence[Any] = (), gradients: 
         return
     text = explain(exc, outputs, gradients)
     if text is not None:
+        attach_note(exc, text)
+
+
+def attach_note(exc: BaseException, text: str, *, notes_supported: bool = sys.version_info >= (3, 11)) -> None:
+    """Add `text` as an exception note (PEP 678); on Python 3.10, which has none, after torch's message."""
+    if notes_supported and sys.version_info >= (3, 11):
         exc.add_note(text)
+        return
+    # 3.10's traceback prints no notes, so the explanation goes into the message, torch's words still first;
+    # __notes__ is kept too so that the explanation is added once only.
+    setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), text])  # noqa: B010 (no such attribute before 3.11)
+    if exc.args and isinstance(exc.args[0], str):
+        exc.args = (f"{exc.args[0]}\n\n{text}", *exc.args[1:])
