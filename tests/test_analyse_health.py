@@ -224,6 +224,31 @@ def test_nan_is_flagged_where_it_starts() -> None:
     assert torch.isnan(x.grad[0])
 
 
+def test_nan_missed_by_a_sample_is_not_pinned_on_the_wrong_step() -> None:
+    """h = 2x; y = sum(h * m) with one NaN in m: step 2 (h * m) starts it. The default capture samples step 2's
+    100,000-element vjp and can miss the NaN; the leaf's exact norm then shows it one step later. The flag must
+    say it was first seen there, not that it started there; capture='stats' pins it on step 2."""
+    x = torch.ones(100_000, requires_grad=True)
+    m = torch.ones(100_000)
+    m[12_345] = float("nan")
+    trace = tracer.trace((x * 2 * m).sum())
+    sent = trace.steps[1].vjp[0]
+    assert sent is not None and sent.stats is not None and not sent.stats.exact
+    assert sent.stats.nan == 0, "this test needs the sample to miss the NaN"
+    flag = next(f for f in tracer.health(trace).flags if f.kind == "nonfinite" and f.leaf is None)
+    assert flag.node == 3 and flag.estimated
+    assert "first step that shows NaN/Inf" in flag.message and "capture='stats'" in flag.message
+    assert "the problem starts here" not in flag.message
+    leaf_flag = next(f for f in tracer.health(trace).flags if f.leaf == "x")
+    assert "a norm of nan" in leaf_flag.message  # the leaf's norm is exact, its counts come from a sample
+
+    x.grad = None
+    exact = tracer.trace((x * 2 * m).sum(), capture="stats")
+    flags = [f for f in tracer.health(exact).flags if f.kind == "nonfinite" and f.leaf is None]
+    assert [(f.node, f.estimated) for f in flags] == [(2, False)]
+    assert "the problem starts here" in flags[0].message and "1 NaN, 0 Inf" in flags[0].message
+
+
 def test_overflowing_sum_is_flagged_at_the_accumulation() -> None:
     x = torch.tensor([1.0], requires_grad=True)
     a = x * 1

@@ -2,7 +2,8 @@
 
 Flags, each pinned to where the problem starts rather than everywhere it spreads to:
 - 'nonfinite' (error): the first node whose vᵀJ holds NaN/Inf although its v did not (or a sum of finite
-  parts that overflowed), a non-finite seed, and every leaf whose gradient is non-finite.
+  parts that overflowed), a non-finite seed, and every leaf whose gradient is non-finite. When that v was
+  only sampled, the flag says NaN/Inf was first seen there and may have started earlier ('≈').
 - 'wrong-backward' (error): a step whose vjp disagrees with v·J (Step.check.ok is False); for custom
   Functions J can come from the forward itself (method 'numeric').
 - 'unverified' (info): a custom Function whose backward could only be checked against itself.
@@ -213,12 +214,19 @@ def _nonfinite_flags(trace: Trace) -> list[Flag]:
         bad_out = [k for k, g in enumerate(n.vjp) if _nonfinite(g)]
         if bad_out and not bad_in:
             parts = ", ".join(f"edge {k}: {_count(n.vjp[k])}" for k in bad_out)
+            # A sampled v with no NaN in its sample is no proof that v was finite: then this is only where
+            # NaN/Inf was first seen, and the flag must not claim more.
+            unsure = any(_may_hide_nonfinite(v) for v in n.v)
+            where = (
+                ": what arrived here was only sampled, so it may have started earlier; trace with "
+                "capture='stats' to find the step where it starts"
+                if unsure
+                else ": the problem starts here"
+            )
+            verb = "is the first step that shows NaN/Inf" if unsure else "turned a finite v into NaN/Inf"
             flags.append(
                 Flag(
-                    "nonfinite",
-                    "error",
-                    f"{_label(trace, n.id)} turned a finite v into NaN/Inf ({parts}): the problem starts here",
-                    node=n.id,
+                    "nonfinite", "error", f"{_label(trace, n.id)} {verb} ({parts}){where}", node=n.id, estimated=unsure
                 )
             )
         for k in bad_in:
@@ -247,14 +255,22 @@ def _nonfinite_flags(trace: Trace) -> list[Flag]:
     return flags
 
 
+def _may_hide_nonfinite(info: TensorInfo | None) -> bool:
+    """Statistics from a sample, without an exact norm: a NaN/Inf the sample missed would not show."""
+    s = _stats(info)
+    return s is not None and s.finite and not s.exact and not s.norm_exact
+
+
 def _count(info: TensorInfo | None) -> str:
     s = _stats(info)
     if s is None:
         return "no statistics"
     if s.nan == 0 and s.inf == 0:
-        return "a non-finite norm"
-    sampled = f" in a {s.sampled}-element sample" if not s.exact else ""
-    return f"{s.nan} NaN, {s.inf} Inf{sampled}"
+        return f"a norm of {num(s.norm)}"
+    if s.exact:
+        return f"{s.nan} NaN, {s.inf} Inf"
+    counted = f"{s.nan} NaN, {s.inf} Inf in a {s.sampled:,}-element sample"
+    return f"a norm of {num(s.norm)}; {counted}" if s.norm_exact else counted
 
 
 def _gain_flags(trace: Trace, seed_norm: float | None, vanishing: float, exploding: float) -> list[Flag]:
