@@ -107,6 +107,29 @@ def test_every_edge_drawn_with_its_kind() -> None:
     assert re.search(r"^\s+const\d+_\d+ \[", text, re.M)
 
 
+def test_zero_gradients_are_dashed_grey_and_others_solid() -> None:
+    """A one-hot seed through stack: one PowBackward0 gets 1, the others send exact zeros (dashed, grey)."""
+    x = torch.tensor(1.0, requires_grad=True)
+    trace = tracer.trace(torch.stack([x**2, x**3]), torch.tensor([1.0, 0.0]))
+    text = trace.to_dot()
+    zero_grey = THEMES["light"].zero
+    zero, nonzero = 0, 0
+    for n in trace.steps:
+        for k, (edge, g) in enumerate(zip(n.edges, n.vjp, strict=False)):
+            if edge.target is None or g is None:
+                continue
+            attrs = re.search(rf"^\s+n{n.id} -> n{edge.target} \[id=\"e{n.id}_{k}\".*\];$", text, re.M)
+            assert attrs is not None
+            if g.norm == 0:
+                zero += 1
+                assert "style=dashed" in attrs[0] and f'color="{zero_grey}"' in attrs[0]
+            else:
+                nonzero += 1
+                assert "style=dashed" not in attrs[0]
+    assert zero == 2 and nonzero == 2  # into x**3's node and from it to x: zeros
+    assert "dashed grey: exactly zero" in text
+
+
 def test_fan_in_shows_parts_and_sum() -> None:
     trace, leaves, _ = case_trace("x_times_x_ones")
     leaf_node = trace.leaves["x"].node
@@ -393,6 +416,7 @@ def test_missing_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         message = str(info.value)
         assert "apt-get install graphviz" in message and "brew install graphviz" in message
         assert "conda install -c conda-forge graphviz" in message
+        assert "dnf install graphviz" in message and "winget install graphviz" in message
     assert trace.to_dot()
     assert trace.save(tmp_path / "g.dot").exists() and trace.save(tmp_path / "g.json").exists()
     with pytest.raises(tracer.GraphvizMissingError):

@@ -59,8 +59,8 @@ def test_captions_tell_the_step_in_words() -> None:
     opts = checked_options(trace, {})
     first = caption(trace, trace.steps[0], opts)
     assert first == (
-        "Step 1 of 2: PowBackward0 (forward: pow) receives v = [1, 1, 1, 1, 1] and sends vᵀJ = "
-        "[-4, -2, 0, 2, 4] to step 2 (x)."
+        "Step 1 of 2: PowBackward0 (forward: pow(self=[-2, -1, 0, 1, 2], exponent=2)) receives "
+        "v = [1, 1, 1, 1, 1] and sends vᵀJ = [-4, -2, 0, 2, 4] to step 2 (x)."
     )
     last = caption(trace, trace.steps[1], opts)
     assert last.endswith("adds it to x.grad: None → [-4, -2, 0, 2, 4].")

@@ -204,6 +204,8 @@ class Builder:
             colour = scale.colour(norm, finite)
             if norm and finite and not scale.empty:
                 width = 1.2 + 1.8 * scale.position(norm)
+            elif norm == 0 and finite:
+                style.append(("style", "dashed"))  # a gradient of exact zeros carries nothing, like None
         else:
             style.append(("style", "dashed"))
         if kind == "cut":

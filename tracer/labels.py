@@ -120,7 +120,7 @@ class Labels:
         leaf = self.scene.trace.leaves.get(n.leaf) if n.leaf is not None else None
         rows = [_header(badge, n.name, k), _wide(self._origin(n, k))]
         if leaf is not None:
-            rows.append(_wide(self._leaf_title(leaf, k)))
+            rows += self._leaf_head(leaf, k)
         if n.executed:
             rows += self._slots(n, k)
             if leaf is None:
@@ -128,7 +128,7 @@ class Labels:
         if leaf is not None:
             rows += self._leaf_rows(leaf, k)
         for extra in self.scene.extra_leaves.get(n.id, ()):
-            rows.append(_wide(self._leaf_title(extra, k)))
+            rows += self._leaf_head(extra, k)
             rows += self._leaf_rows(extra, k)
         rows += [_wide(text(p, k.warning if state != "pending" else k.faint, size=SIZE - 1)) for p in problems]
         if n.note is not None and not n.note.startswith("raised"):
@@ -300,6 +300,13 @@ class Labels:
 
     # -- leaves
 
+    def _leaf_head(self, leaf: Leaf, k: Ink) -> list[str]:
+        """The leaf's name and shape, and its values when small: x = [1, 2] beside J = 2x explains J."""
+        rows = [_wide(self._leaf_title(leaf, k))]
+        if leaf.value is not None:
+            rows.append(_pair("value", self.value(leaf.value, k), k))
+        return rows
+
     def _leaf_title(self, leaf: Leaf, k: Ink) -> str:
         what = {"leaf": "leaf", "retained": "retain_grad", "input": "input"}[leaf.kind]
         return (
@@ -353,8 +360,8 @@ class Labels:
                 (t.text, "in a leaf: .grad after = .grad before + gradient"),
             ]
         keys += [
-            (t.zero, "grey: exactly zero"),
-            (t.none, "dashed grey: None, an input needing no grad, or not run"),
+            (t.zero, "dashed grey: exactly zero"),
+            (t.none, "dashed light grey: None, an input needing no grad, or not run"),
             (t.warning, "red: NaN/Inf, or vᵀJ ≠ v·J"),
         ]
         if self.opts.step is not None:

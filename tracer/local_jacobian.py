@@ -10,6 +10,7 @@ import torch
 
 from .model import Check, Jacobian
 from .numeric_reference import numeric_jacobian, numeric_tolerance
+from .saved_arguments import saved_arguments
 
 # Set while we call a node ourselves: a backward pass started from inside that call (a reentrant
 # checkpoint's backward does this) would accumulate into .grad a second time, so the recorder refuses it.
@@ -25,6 +26,7 @@ class LocalResult:
     jacobian: Jacobian | None
     check: Check | None
     note: str | None
+    saved: str | None = None  # what the node saved from its forward call ('self=[1, 2], exponent=2')
 
 
 def _is_python_function(node: Any) -> bool:
@@ -92,12 +94,15 @@ def local_jacobian(
         matrix=tuple(tuple(r) for r in matrix.tolist()),
     )
     check, unchecked = _check(matrix, grad_outputs, grad_inputs, present_out, present_in)
+    saved = None if _is_python_function(node) else saved_arguments(node)
     if unchecked == _columns(matrix):
-        return LocalResult(jac, None, "vᵀJ not checked: every column of J holds Inf or NaN")
+        return LocalResult(jac, None, "vᵀJ not checked: every column of J holds Inf or NaN", saved)
     unchecked_note = (
         f"vᵀJ checked without {unchecked} element(s) where J holds Inf or NaN (e.g. sqrt'(0))" if unchecked else None
     )
-    if not _is_python_function(node) or not check.ok:
+    if not _is_python_function(node):
+        return LocalResult(jac, check, unchecked_note, saved)
+    if not check.ok:
         return LocalResult(jac, check, unchecked_note)
     # The one-hot J came from the same backward, so a wrong backward that is linear in v passes `check`;
     # for custom Functions, compare with the forward itself where it can be re-run.

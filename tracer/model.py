@@ -190,6 +190,7 @@ class Leaf:
     grad_total: TensorInfo | None = None  # .grad after the pass
     reason: str | None = None  # why it got no gradient
     input_nr: int = 0  # which forward output of `node` holds this tensor's gradient (retained / inputs=)
+    value: TensorInfo | None = None  # the leaf's own values (x in y = x**2) when small; read before the pass
 
 
 @dataclass(frozen=True, slots=True)

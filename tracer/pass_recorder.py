@@ -198,6 +198,7 @@ class PassRecorder:
         self.node_types: list[type] = []  # read by harvest: build() describes the ops from them
         self.leaf_vars: dict[int, torch.Tensor] = {}  # AccumulateGrad node -> its leaf (dropped by release)
         self.grad_before: dict[int, int | None] = {}  # AccumulateGrad node -> handle of .grad before the pass
+        self.leaf_values: dict[int, int | None] = {}  # AccumulateGrad node -> handle of its small leaf's values
         self.sources: dict[int, str] = {}  # anomaly mode's forward line
         self.node_modules: dict[int, tuple[str, str]] = {}  # (path, class) from tracer.modules
         self.local: dict[int, LocalResult] = {}
@@ -228,9 +229,14 @@ class PassRecorder:
         self.seed_handles = [
             add(g, copy=True, exact=True) if isinstance(g, torch.Tensor) else None for g in self.call.grads
         ]
+        small = self.options.max_values
         for i, variable in self.leaf_vars.items():
             grad = variable.grad
             self.grad_before[i] = None if grad is None else add(grad, copy=True)
+            # A small leaf's own values let the picture explain J (x = [1, 2] beside J = 2x); a copy, since an
+            # optimizer may change it before the trace is read.
+            if variable.numel() <= small:
+                self.leaf_values[i] = add(variable.detach(), copy=True, exact=True)
         if self.names.retained or self.call.inputs:
             index = self._node_index()
             for name, t in self.names.retained:
@@ -484,6 +490,8 @@ class PassRecorder:
             name = names[i]
             local = locals_.get(i)
             op, op_note = describe_node(types[i], name)
+            if local is not None and local.saved is not None:
+                op = f"{op}({local.saved})"  # a small node also shows what its forward call saved
             if i == failing:
                 note = f"raised {h.error}" if h.error is not None else None
             elif op_note is not None:
@@ -530,6 +538,7 @@ class PassRecorder:
                 grad=grad,
                 grad_before=resolve(refs[1]),
                 grad_total=resolve(refs[2]),
+                value=resolve(refs[3]),
                 reason=None if grad is not None else reason,
                 **fields,
             )
@@ -655,7 +664,8 @@ class PassRecorder:
                 grad, kind = (_StepV(i, 0) if i in done else None), "leaf"
             fields = {"kind": kind, "shape": tuple(var.shape), "dtype": dtype_name(var.dtype), "node": ids[i]}
             reason = self._why_no_gradient(i, input_at, done, error)
-            leaves[name] = (name, fields, (grad, self.grad_before[i], totals.get(i)), reason)
+            refs = (grad, self.grad_before[i], totals.get(i), self.leaf_values.get(i))
+            leaves[name] = (name, fields, refs, reason)
         for (name, t, node, slot, before), total in zip(self.retained, retained_totals, strict=True):
             if name in leaves:
                 continue
@@ -667,7 +677,7 @@ class PassRecorder:
                 "input_nr": slot,
             }
             grad = _StepV(node, slot) if node in done else None
-            leaves[name] = (name, fields, (grad, before, total), "no gradient reached its node")
+            leaves[name] = (name, fields, (grad, before, total, None), "no gradient reached its node")
         for k, (t, at) in enumerate(self.input_nodes):
             name = self._input_name(t, k)
             if name in leaves or not isinstance(t, torch.Tensor):
@@ -682,7 +692,7 @@ class PassRecorder:
                 "node": None if at is None else ids[at[0]],
                 "input_nr": 0 if at is None else at[1],
             }
-            leaves[name] = (name, fields, (grad, None, None), "not on any path from the outputs")
+            leaves[name] = (name, fields, (grad, None, None, None), "not on any path from the outputs")
         reached = {id(variable) for variable in self.leaf_vars.values()}
         for name, t in self.names.explicit.items():
             if id(t) not in reached and name not in leaves and t.requires_grad:
@@ -693,7 +703,7 @@ class PassRecorder:
                     else "not on any path from the outputs (not used to compute them, or only through "
                     "detach() / torch.no_grad())"
                 )
-                leaves[name] = (name, fields, (None, None, None), reason)
+                leaves[name] = (name, fields, (None, None, None, None), reason)
         return list(leaves.values())
 
     def _why_no_gradient(self, i: int, input_at: dict[Any, int], done: set[int], error: BaseException | None) -> str:
@@ -735,7 +745,7 @@ class _StepV(NamedTuple):
 
 
 _Ref = int | _StepV | None  # a TensorInfo to be: a table handle, a step's v, or nothing
-_LeafSpec = tuple[str, dict[str, Any], tuple[_Ref, _Ref, _Ref], str]
+_LeafSpec = tuple[str, dict[str, Any], tuple[_Ref, _Ref, _Ref, _Ref], str]
 _SeedSpec = tuple[dict[str, Any], tuple[int, ...] | None, str | None, int | None]
 
 

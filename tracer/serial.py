@@ -1,7 +1,8 @@
 """Versioned JSON for traces: dataclasses to plain JSON and back, checked field by field, never executing code.
 
-The schema is the dataclasses in model.py: their type hints drive both directions. Non-finite floats are
-written as the strings "NaN", "Infinity" and "-Infinity" so the text is standard JSON (browsers parse it).
+The schema is the dataclasses in model.py: their type hints drive both directions (docs/trace-format.md describes
+it for readers; tests keep the two in step). Non-finite floats are written as the strings "NaN", "Infinity" and
+"-Infinity" so the text is standard JSON (browsers parse it).
 """
 
 from __future__ import annotations
@@ -277,13 +278,13 @@ def validate(trace: Trace) -> None:
             raise TraceFormatError(f"trace.leaves[{name!r}]: its name field says {leaf.name!r}")
         if leaf.node is not None and leaf.node not in known:
             raise TraceFormatError(f"trace.leaves[{name!r}].node: {leaf.node} is not a node of this trace")
-        for label in ("grad", "grad_before", "grad_total"):
+        for label in ("grad", "grad_before", "grad_total", "value"):
             t = getattr(leaf, label)
             _check_tensor(t, f"trace.leaves[{name!r}].{label}")
             if t is not None and t.shape != leaf.shape:
                 raise TraceFormatError(
                     f"trace.leaves[{name!r}].{label}: shape {_shape_text(t.shape)}, but the leaf's shape is "
-                    f"{_shape_text(leaf.shape)} (a gradient has its tensor's shape)"
+                    f"{_shape_text(leaf.shape)} (a gradient, like the value, has its tensor's shape)"
                 )
 
     _check_acyclic(trace)

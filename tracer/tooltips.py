@@ -100,6 +100,8 @@ def _method(n: Step) -> str:
 
 def leaf(scene: Scene, x: Leaf) -> list[str]:
     lines = [f"{x.kind} {x.name}: {shape_text(x.shape)} {x.dtype}"]
+    if x.value is not None:
+        lines += ["value:", *_indented(scene, x.value)]
     if x.grad is None:
         return [*lines, f"no gradient: {x.reason or 'none arrived'}"]
     lines += ["gradient of this pass:", *_indented(scene, x.grad)]
