@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from .recording import Recording
 
 
+WHERE_TRACES_COME_FROM = "a trace file is the .json that `gradtrace run SCRIPT.py` or Trace.save('t.json') writes"
+
+
+def one_line_error(message: str, exit_code: int = 1) -> click.ClickException:
+    """A mistake in what was asked, shown as one `Error: ...` line (no usage block) with the given exit code."""
+    error = click.ClickException(message)
+    error.exit_code = exit_code
+    return error
+
+
 @contextmanager
 def clear_errors(reporter: Reporter) -> Iterator[None]:
     """Our own failures (bad input, unwritable folder, foreign trace) become one `Error: ...` line, exit 1.
@@ -37,8 +47,11 @@ def clear_errors(reporter: Reporter) -> Iterator[None]:
         reporter.failed(exc.format_message(), exc.exit_code)
         raise
     except (SourceError, OutputError, tracer.GradtraceError) as exc:
-        reporter.failed(str(exc), 1)
-        raise click.ClickException(str(exc)) from None
+        message = str(exc)
+        if isinstance(exc, tracer.TraceFormatError) and "not a gradtrace trace" in message:
+            message += f"; {WHERE_TRACES_COME_FROM}"
+        reporter.failed(message, 1)
+        raise click.ClickException(message) from None
     except FileNotFoundError as exc:
         message = f"{exc.args[-1] if exc.args else exc} (check the path)"
         reporter.failed(message, 1)

@@ -104,24 +104,33 @@ def test_bad_input(saved: tuple[tracer.Trace, Path], tmp_path: Path) -> None:
         f"Error: no trace file at '{tmp_path / 'missing.json'}' (check the path)\n",
     )
     result = invoke("render", path, "-o", tmp_path / "g.txt")
-    assert result.exit_code == 2
-    assert "unknown output format: '.txt' (must be one of ['.svg', '.json', '.html', '.dot', '.png', '.pdf'])" in (
-        result.stderr
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "Error: unknown output format: '.txt' (must be one of ['.svg', '.json', '.html', '.dot', '.png', '.pdf']): "
+        "give -o a file name that ends in one of them, e.g. -o g.svg\n",
     )
+    for script in ("train.py", "lesson.ipynb"):
+        (tmp_path / script).write_text("")
+        result = invoke("render", tmp_path / script)
+        assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+        assert result.stderr.endswith(
+            f"render draws a saved trace (.json). To record and draw it, run: gradtrace run {tmp_path / script}\n"
+        )
     foreign = tmp_path / "package.json"
     foreign.write_text(json.dumps({"name": "left-pad", "version": "1.3.0"}))
     result = invoke("render", foreign)
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: {foreign}: not a gradtrace trace: expected a JSON object with "
-        '"format": "gradtrace.trace", found None\n'
+        '"format": "gradtrace.trace", found None; '
+        "a trace file is the .json that `gradtrace run SCRIPT.py` or Trace.save('t.json') writes\n"
     )
     broken = tmp_path / "broken.json"
     broken.write_text('{"format": "gradtrace.trace", "version": 1, "trace": {')
     result = invoke("render", broken, "-o", tmp_path / "b.dot")
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {broken}: not a gradtrace trace: invalid JSON (")
-    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.endswith("Trace.save('t.json') writes\n") and len(result.stderr.splitlines()) == 1
     result = invoke("render", path, "--direction", "diagonal")
     assert result.exit_code == 2 and "'diagonal' is not one of 'TB', 'LR'" in result.stderr
 

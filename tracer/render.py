@@ -20,8 +20,9 @@ FORMATS: tuple[str, ...] = ("svg", "png", "pdf", "dot", "json", "html")
 LAID_OUT: tuple[str, ...] = ("svg", "png", "pdf")  # the formats that need Graphviz's dot
 
 INSTALL_HINT = (
-    "Install Graphviz: `sudo apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS) or "
-    "`conda install -c conda-forge graphviz` (conda), then make sure `dot -V` works in a new shell."
+    "Install Graphviz: `sudo apt-get install graphviz` (Debian/Ubuntu), `sudo dnf install graphviz` (Fedora), "
+    "`brew install graphviz` (macOS), `winget install graphviz` (Windows) or `conda install -c conda-forge graphviz` "
+    "(conda), then make sure `dot -V` works in a new shell."
 )
 
 
