@@ -205,3 +205,20 @@ def test_the_collector_is_paused_only_during_the_pass_and_restored() -> None:
         assert not gc.isenabled()  # a user who turned it off keeps it off
     finally:
         gc.enable()
+
+
+def test_a_torch_without_the_engine_object_gets_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """record() wraps a private attribute of torch's: where a torch lacks it, say so and change nothing."""
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    monkeypatch.delattr(Variable, "_execution_engine")
+    model = torch.nn.Linear(2, 1)
+    with (
+        pytest.raises(tracer.GradtraceError, match=r"has no autograd engine object .* nothing was changed"),
+        tracer.record(model=model),
+    ):
+        pass  # pragma: no cover - never entered
+    monkeypatch.undo()
+    assert not record_module._open_recorders and not hasattr(torch.autograd.backward, "__wrapped__")
+    assert not model._forward_pre_hooks and not model._forward_hooks  # the module tags were taken off again
+    tracer.trace((x * x).sum())  # the real engine still works, and is restored afterwards
+    assert x.grad.tolist() == [2.0, 4.0]

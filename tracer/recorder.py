@@ -69,7 +69,13 @@ class Recorder:
         self._thread = threading.get_ident()
         if self._tagger is not None:
             self._tagger.__enter__()
-        _open(self)
+        try:
+            _open(self)
+        except BaseException:  # leave nothing behind: the module hooks go again, the block can be reopened
+            if self._tagger is not None:
+                self._tagger.__exit__(None, None, None)
+            self._thread = None
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -236,11 +242,25 @@ def _explaining(name: str) -> Any:
     return entry_point
 
 
+def _torch_engine() -> Any:
+    """torch's engine object, through which every backward pass runs (a private attribute since torch 1.0)."""
+    engine = getattr(Variable, "_execution_engine", None)
+    if engine is None or not callable(getattr(engine, "run_backward", None)):
+        raise GradtraceError(
+            f"this torch ({torch.__version__}) has no autograd engine object at "
+            "torch.autograd.variable.Variable._execution_engine with a run_backward method, which gradtrace "
+            "wraps to see every backward pass; nothing was recorded and nothing was changed. Every torch "
+            "release from 1.0 to 2.13 has it: install one of those (gradtrace needs torch>=2.1, e.g. "
+            "pip install 'torch>=2.1,<2.14'), and report this torch version to gradtrace"
+        )
+    return engine
+
+
 def _open(rec: Recorder) -> None:
     global _engine
     with _lock:
         if not _open_recorders:
-            _engine = Variable._execution_engine
+            _engine = _torch_engine()
             Variable._execution_engine = _RecordingEngine(_engine)  # type: ignore[assignment]
             for name in _ORIGINAL_ENTRY_POINTS:
                 setattr(torch.autograd, name, _explaining(name))
