@@ -33,6 +33,14 @@ def _linear_layer() -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: torch.tanh(layer(x))
 
 
+def _mlp() -> Callable[[torch.Tensor], torch.Tensor]:
+    """The analysis tests' two-layer MLP (Linear, Tanh, Linear): its [2, 2] outputs by its [2, 3] inputs."""
+    from tests.models import mlp
+
+    model, _, _ = mlp()
+    return model
+
+
 FUNCTIONS: list[tuple[str, Callable[..., object], tuple[torch.Tensor, ...]]] = [
     ("mm_tutorial_002", lambda x: torch.mm(x, CONST_M), (torch.tensor([[10.0, 5.0]]),)),
     (
@@ -52,6 +60,7 @@ FUNCTIONS: list[tuple[str, Callable[..., object], tuple[torch.Tensor, ...]]] = [
     ),
     ("softmax_rows", lambda x: torch.softmax(x, dim=-1), (torch.randn(2, 4),)),
     ("linear_tanh_f64", _linear_layer(), (torch.randn(2, 3, dtype=F64),)),
+    ("mlp_outputs_by_input", _mlp(), (torch.randn(2, 3),)),
     ("transposed_output", lambda x: (x * torch.arange(6.0).view(2, 3)).t(), (torch.randn(2, 3),)),
     ("numpy_function", lambda x: NumpySquare.apply(x) * 3, (torch.tensor([1.0, -2.0, 0.5]),)),
 ]

@@ -143,6 +143,19 @@ def test_transformer_counts_paths_and_explains_missing_jacobians() -> None:
         tracer.decompose(r.trace, "layer.self_attn.in_proj_bias")
 
 
+def test_transformer_layer_decomposes_exactly_with_a_larger_jacobian_limit() -> None:
+    """Every parameter of a transformer encoder layer: the sum over all its paths of v times the local Jacobians
+    equals torch's gradient to 1e-6 (two tokens, so every node's J fits in jacobian_limit=4096)."""
+    r = record_transformer(sequence=2, jacobian_limit=4096)
+    assert len(r.trace.leaves) == 12
+    for name, grad in r.grads.items():
+        d = tracer.decompose(r.trace, name)
+        assert d.ok, str(d)
+        total = torch.tensor(d.total, dtype=torch.float64)
+        assert torch.allclose(total, grad.double().reshape(-1), rtol=0, atol=1e-6), name
+    assert tracer.count_paths(r.trace, "layer.self_attn.in_proj_weight") > 2
+
+
 def test_errors_name_the_fix() -> None:
     x = torch.tensor([1.0, 2.0], requires_grad=True)
     trace = tracer.trace((x * 2).sum())

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tracer
-from tests.models import record_transformer
+from tests.models import record_mlp, record_transformer
 
 GOLDEN_Z = """\
 pass #1: backward of z[1, 4] — 6 steps, 1 leaf, complete
@@ -130,3 +130,26 @@ def test_summary_data_of_a_transformer() -> None:
         assert leaf["grad"]["norm"] == pytest.approx(float(r.grads[leaf["name"]].double().norm()), rel=1e-6)
     assert [p["name"] for p in data["accumulation_points"]] == ["NativeLayerNormBackward0", "CloneBackward0"]
     assert "layer.self_attn.in_proj_weight" in tracer.summary(r.trace)
+
+
+def test_summary_of_an_mlp() -> None:
+    """Linear, Tanh, Linear under an MSE loss: ten steps, four parameters, no fan-in, no flags."""
+    r = record_mlp()
+    data = tracer.summary_data(r.trace)
+    assert (
+        {leaf["name"] for leaf in data["leaves"]}
+        == set(r.grads)
+        == {
+            "mlp.0.weight",
+            "mlp.0.bias",
+            "mlp.2.weight",
+            "mlp.2.bias",
+        }
+    )
+    for leaf in data["leaves"]:
+        assert leaf["grad"]["norm"] == pytest.approx(float(r.grads[leaf["name"]].double().norm()), rel=1e-6)
+    assert data["accumulation_points"] == [] and data["health"]["flags"] == [] and data["health"]["ok"]
+    assert [p["name"] for p in data["health"]["profile"]][:2] == ["MseLossBackward0", "AddmmBackward0"]
+    text = tracer.summary(r.trace)
+    assert "10 steps, 4 leaves, complete" in text and "AddmmBackward0×2" in text and "TanhBackward0×1" in text
+    assert "accumulation points: none" in text and "health: no problems found" in text

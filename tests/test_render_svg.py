@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import tracer
+from tests.cases import CASES
 from tests.render_helpers import SVG, case_trace, groups, svg_root, texts, title
 from tracer.format import nested, number
 from tracer.model import TensorInfo
@@ -80,6 +81,37 @@ def test_matrix_valued_one_hot_picks_one_derivative() -> None:
     leaf = trace.leaves["x"].node
     assert "v = sum of 6 incoming gradients" in texts(g[f"n{leaf}"])
     assert texts(g[f"n{leaf}"])[-1] == number(x.grad.item(), 4)
+
+
+@pytest.mark.parametrize("case_id", [c.id for c in CASES])
+def test_every_case_shows_each_v_its_jacobian_rows_and_every_tooltip(case_id: str) -> None:
+    """In every tutorial case: each seed's v in the seed box, each element of v beside the J of a node that has
+    one (the left column), the leaf's own values, and a <title> with the details on every node and edge."""
+    trace, _, _ = case_trace(case_id)
+    g = groups(svg_root(trace.svg()))
+    for s in trace.seeds:
+        if s.v is not None and s.v.values is not None and s.target is not None:
+            shown = " ".join(texts(g[f"seed{s.index}"]))
+            assert all(number(float(v), 4) in shown for v in s.v.values), (case_id, s.index, shown)
+    for step in trace.steps:
+        if step.jacobian is None:
+            continue
+        shown = texts(g[f"n{step.id}"])
+        column = shown[shown.index("v") + 1 :]  # after the v header: the column, J and the vᵀJ row
+        for v in step.v:
+            if v is not None and v.values is not None:
+                assert all(number(float(x), 4) in column for x in v.values), (case_id, step.id, shown)
+    for leaf in trace.leaves.values():
+        if leaf.value is not None and leaf.node is not None and leaf.value.values is not None:
+            shown = texts(g[f"n{leaf.node}"])
+            after = " ".join(shown[shown.index("value") + 1 :])  # a vector as one text, a matrix cell by cell
+            assert all(number(float(x), 4) in after for x in leaf.value.values), (case_id, leaf.name, shown)
+    nodes = [k for k, el in g.items() if "node" in el.attrib.get("class", "").split()]
+    edges = [k for k, el in g.items() if "edge" in el.attrib.get("class", "").split()]
+    assert len(edges) == len(trace.seeds) + sum(len(n.edges) for n in trace.nodes)
+    for key in nodes + edges:
+        tip = title(g[key])
+        assert tip != key and len(tip) > 20, (case_id, key, tip)
 
 
 def test_every_node_and_edge_has_a_full_tooltip() -> None:
