@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 WHERE_TRACES_COME_FROM = "a trace file is the .json that `gradtrace run SCRIPT.py` or Trace.save('t.json') writes"
 
 
-def one_line_error(message: str, exit_code: int = 1) -> click.ClickException:
-    """A mistake in what was asked, shown as one `Error: ...` line (no usage block) with the given exit code."""
-    error = click.ClickException(message)
-    error.exit_code = exit_code
-    return error
+class OneLineUsageError(click.ClickException):
+    """A mistake in what was asked (a file of the wrong kind), shown as one `Error: ...` line with the fix and
+    a usage error's exit code, 2 — click's UsageError would add its usage block."""
+
+    exit_code = 2
 
 
 @contextmanager

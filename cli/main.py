@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .common import check_drawing, clear_errors, no_pass, one_line_error, record, selected
+from .common import OneLineUsageError, check_drawing, clear_errors, no_pass, record, selected
 from .options import drawing_from, drawing_options, format_option, pass_option, recorder_options, report_options
 from .passes import PassRange
 from .report import Reporter, plural, table
@@ -161,16 +161,14 @@ def render(
     target = output or trace_file.with_suffix(".svg")
     fmt = target.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise one_line_error(
+        raise OneLineUsageError(
             f"unknown output format: {target.suffix or '(no suffix)'!r} (must be one of {['.' + f for f in FORMATS]}): "
-            f"give -o a file name that ends in one of them, e.g. -o {target.with_suffix('.svg').name}",
-            exit_code=2,
+            f"give -o a file name that ends in one of them, e.g. -o {target.with_suffix('.svg').name}"
         )
     if trace_file.suffix.lower() in (".py", ".ipynb"):
-        raise one_line_error(
+        raise OneLineUsageError(
             f"{trace_file} is a {'notebook' if trace_file.suffix.lower() == '.ipynb' else 'script'}; render draws "
-            f"a saved trace (.json). To record and draw it, run: gradtrace run {trace_file}",
-            exit_code=2,
+            f"a saved trace (.json). To record and draw it, run: gradtrace run {trace_file}"
         )
     if steps and fmt == "json":
         raise click.UsageError("--steps draws one picture per step; a .json file holds the whole trace")
