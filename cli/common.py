@@ -70,13 +70,28 @@ def check_drawing(drawing: dict[str, Any]) -> None:
 
 def record(source: Path, args: tuple[str, ...], options: dict[str, Any], reporter: Reporter) -> Recording:
     """Run the script or notebook inside tracer.record(); show its traceback (ours removed) when it raised."""
+    from .leaf_names import MainVariables, check_paths
     from .recording import record_source
     from .tracebacks import show_user_exception
 
+    recorder = picked(options, RECORDER_OPTIONS)
+    names = None
+    if options.get("names"):
+        try:
+            names = MainVariables(check_paths(tuple(options["names"])))
+        except ValueError as exc:
+            raise OneLineUsageError(str(exc)) from None
+        recorder["names"] = names
     with reporter.user_output():
-        recording = record_source(source, list(args), picked(options, RECORDER_OPTIONS), notify=reporter.notice)
+        recording = record_source(source, list(args), recorder, notify=reporter.notice)
     if recording.outcome.error is not None:
         show_user_exception(recording.outcome.error)
+    if names is not None and recording.traces:
+        for path in names.missing():
+            reporter.notice(
+                f"--names {path}: no tensor or nn.Module of that name when a pass started; "
+                "those leaves kept their automatic names"
+            )
     return recording
 
 

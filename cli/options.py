@@ -59,7 +59,7 @@ def _apply(decorators: list[Callable[[F], F]], f: F) -> F:
 
 
 def recorder_options(f: F) -> F:
-    """--capture, --max-values, --jacobian-limit: how much of each tensor the recorder keeps."""
+    """--capture, --max-values, --jacobian-limit: how much of each tensor the recorder keeps; --names."""
     return _apply(
         [
             click.option(
@@ -85,6 +85,16 @@ def recorder_options(f: F) -> F:
                 show_default=True,
                 metavar="N",
                 help="Record a node's local Jacobian when both its sides have at most N elements (0: never).",
+            ),
+            click.option(
+                "--names",
+                "names",
+                multiple=True,
+                metavar="VAR",
+                help="Name leaves after this variable of the script or notebook, looked up when each pass starts: "
+                "a tensor, or an nn.Module whose parameters become VAR.0.weight, ...; a dotted path "
+                "(trainer.model) reaches inside objects. Repeatable. Without it, leaves are named after the "
+                "variables in scope where backward is called.",
             ),
         ],
         f,

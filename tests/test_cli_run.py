@@ -285,6 +285,56 @@ def test_recorder_options_reach_the_recorder(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "'most' is not one of 'auto', 'stats', 'full'" in result.stderr
 
 
+HIDDEN_MODEL = """
+import torch
+
+
+class Trainer:
+    def __init__(self):
+        torch.manual_seed(0)
+        self.model = torch.nn.Linear(2, 1)
+
+
+trainer = Trainer()
+
+
+def step():
+    loss = trainer.model(torch.ones(1, 2)).sum()
+    loss.backward()
+
+
+step()
+trainer = Trainer()  # rebound between passes: --names follows the variable, not the first object
+step()
+"""
+
+
+def test_names_reach_inside_objects_and_follow_rebinding(tmp_path: Path) -> None:
+    """A model inside an object is out of reach of the automatic names; --names trainer.model names it."""
+    script = write_script(tmp_path, "hidden.py", HIDDEN_MODEL)
+    result = invoke("run", "-q", "-f", "json", "-o", tmp_path / "auto", script)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(load_outputs(tmp_path / "auto")[0].leaves) == ["leaf0", "leaf1"]
+
+    result = invoke("run", "-q", "-f", "json", "--names", "trainer.model", "-o", tmp_path / "named", script)
+    assert result.exit_code == 0, result.stderr
+    traces = load_outputs(tmp_path / "named")
+    assert len(traces) == 2
+    for t in traces:
+        assert sorted(t.leaves) == ["trainer.model.bias", "trainer.model.weight"]
+        assert t.leaves["trainer.model.bias"].grad.values == (1.0,)  # type: ignore[union-attr]
+    assert result.stderr == ""
+
+    result = invoke("run", "-f", "json", "--names", "trainer.modle", "-o", tmp_path / "typo", script)
+    assert result.exit_code == 0
+    assert "gradtrace: --names trainer.modle: no tensor or nn.Module of that name when a pass started" in (
+        result.stderr
+    )
+    result = invoke("run", "--names", "trainer..model", script)
+    assert (result.exit_code, len(result.stderr.splitlines())) == (2, 1)
+    assert "--names 'trainer..model' is not a variable name or a dotted path" in result.stderr
+
+
 # --------------------------------------------------------------------------- reports
 
 
