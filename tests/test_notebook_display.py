@@ -73,6 +73,28 @@ def test_include_and_exclude(include: object, exclude: object, expected: set[str
     assert set(mimebundle(t, include=include, exclude=exclude)) == expected  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("include", "exclude", "expected"),
+    [
+        (None, None, {HTML, TEXT}),
+        ({TEXT}, None, {TEXT}),
+        (None, {HTML}, {TEXT}),
+        ({HTML, TEXT}, (TEXT,), {HTML}),
+        ({SVG}, None, set()),
+    ],
+)
+def test_include_and_exclude_for_record_blocks_and_jacobians(
+    include: object, exclude: object, expected: set[str]
+) -> None:
+    """A record() block shows its passes as HTML pictures, a Jacobian as an HTML table; both filter like a Trace."""
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    with tracer.record() as rec:
+        (x * x).sum().backward()
+    jac = tracer.jacobian(lambda x: x**2, x.detach())
+    for shown in (rec, jac):
+        assert set(shown._repr_mimebundle_(include=include, exclude=exclude)) == expected, shown
+
+
 def test_an_excluded_picture_is_not_drawn(monkeypatch: pytest.MonkeyPatch) -> None:
     t, _, _ = _stack_trace()
 
