@@ -31,8 +31,10 @@ def test_pow_shows_its_base_and_exponent() -> None:
             "addmm(mat2=[[1, 1, 1], [1, 1, 1]])",
         ),
         (lambda x: x.view(2, 1), "view"),  # it saved only sizes: nothing to tell
+        (lambda x: x.softmax(-1), "softmax(dim=-1, result=[0.1192, 0.8808])"),  # torch hands -1 over as 2**64 - 1
+        (lambda x: x.mean(), "mean"),  # it saved only the element count
     ],
-    ids=["mm", "slice", "stack", "mul-scalar", "sum-dim", "linear", "view"],
+    ids=["mm", "slice", "stack", "mul-scalar", "sum-dim", "linear", "view", "softmax-negative-dim", "mean"],
 )
 def test_saved_arguments_name_the_forward_call(build, expected: str) -> None:  # type: ignore[no-untyped-def]
     x = torch.tensor([3.0, 5.0], requires_grad=True)

@@ -12,7 +12,8 @@ PREFIX = "_saved_"
 MAX_ELEMENTS = 8  # a saved tensor up to this size is written out; a larger one by its shape
 MAX_ARGUMENTS = 6
 # Sizes and strides torch saves for its own bookkeeping say nothing the shapes in the picture do not.
-_SKIPPED_SUFFIXES = ("_sym_sizes", "_sym_strides", "_strides")
+_SKIPPED_SUFFIXES = ("_sym_sizes", "_sym_strides", "_sym_numel", "_strides")
+_UINT64 = 2**64
 
 
 def saved_arguments(node: Any) -> str | None:
@@ -53,12 +54,19 @@ def _describe(value: Any) -> str | None:
     if isinstance(value, torch.Tensor):
         return _tensor(value)
     if isinstance(value, bool | int | float):
-        return num(value)
+        return num(_signed(value))
     if isinstance(value, tuple | list) and all(isinstance(v, bool | int | float) for v in value):
-        return "(" + ", ".join(num(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return "(" + ", ".join(num(_signed(v)) for v in value) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, str):
         return repr(value)
     return None
+
+
+def _signed(value: bool | int | float) -> bool | int | float:
+    """torch hands saved int64 arguments to Python as unsigned: dim=-1 arrives as 2**64 - 1."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= _UINT64 // 2:
+        return value - _UINT64
+    return value
 
 
 def _tensor(t: torch.Tensor) -> str:
