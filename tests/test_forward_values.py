@@ -103,3 +103,14 @@ def test_leaf_value_and_saved_arguments_are_drawn(tmp_path) -> None:  # type: ig
     assert "value" in leaf_node and "[-2, -1, 0, 1, 2]" in leaf_node
     titles = "".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}title"))
     assert "value:" in titles
+
+
+def test_a_long_call_is_cut_in_the_label_and_whole_in_the_tooltip() -> None:
+    x = torch.linspace(0.1, 0.8, 8, requires_grad=True)
+    trace = tracer.trace(torch.atan2(x, x + 1).sum())
+    op = trace.steps[1].op
+    assert op.startswith("atan2(self=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], other=[1.1, 1.2,") and len(op) > 72
+    text = trace.to_dot()
+    assert f"forward: {op}" in text  # the tooltip
+    assert f"forward: {op[:60]}" in text and "…" in text
+    assert f">forward: {op}<" not in text  # the label keeps 72 characters

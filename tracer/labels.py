@@ -177,7 +177,8 @@ class Labels:
         source = basename_source(n.source)
         if source:
             parts.append(source)
-        return text(" · ".join(parts), k.muted, size=SIZE - 1)
+        # A node saving several small tensors can describe a long call: the tooltip has it whole.
+        return text(_cut(" · ".join(parts)), k.muted, size=SIZE - 1)
 
     def _slots(self, n: Step, k: Ink) -> list[str]:
         """Accumulation points: a slot fed by several edges shows each part and the sum the node received."""
