@@ -275,6 +275,22 @@ def test_complex_tensors() -> None:
     assert second.seeds[0].dtype == "complex64" and second.seeds[0].v is not None
 
 
+def test_meta_tensors_run_but_are_not_recorded_and_say_so() -> None:
+    """'meta' tensors have shapes but no data: the pass runs as untraced, the recorder says it could not read it."""
+    x = torch.ones(3, device="meta", requires_grad=True)
+    with (
+        pytest.warns(tracer.GradtraceWarning, match="could not record this pass"),
+        pytest.raises(tracer.GradtraceError, match=r"ran and its gradients are in .grad as usual.*'meta' device"),
+    ):
+        tracer.trace((x * 2).sum())
+    assert x.grad is not None and x.grad.is_meta and x.grad.shape == (3,)
+    with tracer.record() as rec:
+        (x * 2).sum().backward()
+    with pytest.warns(tracer.GradtraceWarning, match="Cannot copy out of meta tensor"):
+        assert rec.traces == []  # traces are built when first read: that is where this one fails
+    assert len(rec.unrecorded) == 1 and "meta" in rec.unrecorded[0]
+
+
 def test_zero_size_tensors() -> None:
     def run(traced: bool) -> tuple[dict[str, Any], list[tracer.Trace]]:
         x = torch.zeros(0, 3, requires_grad=True)

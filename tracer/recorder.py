@@ -62,6 +62,7 @@ class Recorder:
         self._built = 0  # how many of _recorded are in _traces
         self._started = 0
         self._thread: int | None = None
+        self._not_harvested: list[str] = []  # why passes ended without a record (our failure, not the pass's)
 
     def __enter__(self) -> Recorder:
         if self._thread is not None:
@@ -113,6 +114,12 @@ class Recorder:
                         traces.append(dataclasses.replace(trace, index=index, label=label or trace.label))
             self._traces, self._built = traces, len(self._recorded)
         return self._traces
+
+    @property
+    def unrecorded(self) -> list[str]:
+        """Why passes that ran inside the block have no trace (gradtrace could not read them), one line each."""
+        _ = self.traces  # builds what is pending, which is where most such failures show
+        return self._not_harvested + [p.error for _, _, p in self._recorded if p.error is not None]
 
     def _next_index(self) -> int:
         self._started += 1
@@ -172,6 +179,11 @@ def trace(
             if rec.traces:
                 exc.partial_trace = rec.traces[0]  # type: ignore[attr-defined]
             raise
+    if not rec.traces and rec.unrecorded:  # the pass ran (.grad holds its gradients) but recording it failed
+        raise GradtraceError(
+            f"the backward pass ran and its gradients are in .grad as usual, but gradtrace could not record it "
+            f"({rec.unrecorded[0]}); the tensors may be of a kind it cannot read (e.g. on the 'meta' device)"
+        )
     if not rec.traces:  # pragma: no cover - torch ran no pass without raising
         raise GradtraceError("torch.autograd.backward returned without running a backward pass")
     return rec.traces[0]
@@ -400,6 +412,8 @@ def _finish_and_deliver(
         pas.harvest(result, error)
     except Exception as exc:  # our bug must never cost the user their backward pass
         _could_not_record(exc)
+        for rec in recorders:
+            rec._not_harvested.append(f"{type(exc).__name__}: {exc}")
         return
     finally:
         pas.release()
@@ -418,6 +432,7 @@ class _Pending:
     def __init__(self, pas: PassRecorder) -> None:
         self._pass: PassRecorder | None = pas
         self._trace: Trace | None = None
+        self.error: str | None = None  # why the Trace could not be built
         self._lock = threading.Lock()
 
     def trace(self) -> Trace | None:
@@ -428,4 +443,5 @@ class _Pending:
                     self._trace = pas.build()
                 except Exception as exc:  # our bug: the pass ran fine, only its record is lost
                     _could_not_record(exc)
+                    self.error = f"{type(exc).__name__}: {exc}"
             return self._trace
