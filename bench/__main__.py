@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 import tracer
-from tracer import native
+from tracer.record.native import loader as native
 
 from .measure import Samples, run_interleaved
 from .memory import peak_memory

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 import tracer
-from tracer import pass_recorder, recorder
+from tracer.record import pass_recorder, recorder
 
 PHASES = ("install", "hooks", "engine beyond the hooks", "end of pass", "rest")
 

@@ -60,7 +60,7 @@ def clear_errors(reporter: Reporter) -> Iterator[None]:
 
 def check_drawing(drawing: dict[str, Any]) -> None:
     """Let the renderer check the drawing options before any work (it names the value and the allowed set)."""
-    from tracer.render_options import parse_options
+    from tracer.render.options import parse_options
 
     try:
         parse_options(drawing)

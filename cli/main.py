@@ -280,7 +280,7 @@ def gallery(outdir: Path | None, source: Path | None, check: bool, force: bool, 
     """
     import time
 
-    import tracer.gallery as builder
+    import tracer.gallery.builder as builder
 
     reporter = Reporter(quiet=quiet, as_json=as_json)
     started = time.perf_counter()

@@ -51,7 +51,7 @@ class RecorderCell:
 
 
 def gradtrace_magic(line: str) -> RecorderCell | None:
-    """Parse a `%%gradtrace` line as tracer's cell magic does (tracer/magic.py, which needs IPython); None when
+    """Parse a `%%gradtrace` line as tracer's cell magic does (tracer/display/magic.py, which needs IPython); None when
     the line is not one, or not a well-formed one (that cell is then skipped like any other cell magic)."""
     words = shlex.split(line.strip()[2:])
     if not words or words[0] != "gradtrace":

@@ -192,7 +192,7 @@ class OutputFolder:
 
     def save_frames(self, name: str, trace: tracer.Trace, options: dict[str, Any]) -> list[str]:
         """One picture per executed step of `trace`, named as the renderer names frames (pass1-step01.svg)."""
-        from tracer.render import frame_paths, frames
+        from tracer.render.frames import frame_paths, frames
 
         pictures = frames(trace, name.rsplit(".", 1)[-1], **options)  # the renderer runs several dot at once
         names = [p.name for p in frame_paths(Path(name), len(pictures))]

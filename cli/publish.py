@@ -54,7 +54,7 @@ class Plan:
 
 def frame_names(name: str, trace: tracer.Trace) -> list[str]:
     """The renderer's names for the per-step frames of `name`: pass1.svg -> pass1-step01.svg, ..."""
-    from tracer.render import frame_paths
+    from tracer.render.frames import frame_paths
 
     return [p.name for p in frame_paths(Path(name), len(trace.steps))] if trace.steps else []
 

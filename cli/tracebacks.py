@@ -8,7 +8,7 @@ import traceback
 from types import TracebackType
 
 import tracer
-from tracer.errors import add_explanation
+from tracer.record.explain import add_explanation
 
 # Frames from these folders are ours: the user never wrote them, so their traceback must not show them.
 _OWN_DIRS = tuple(

@@ -10,7 +10,7 @@ import pytest
 from torch.autograd.variable import Variable
 
 from tests.fuzzing import PROFILE, TALLY
-from tracer import pass_recorder, recorder
+from tracer.record import pass_recorder, recorder
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

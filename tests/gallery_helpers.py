@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from tests.cli_helpers import ROOT
-from tracer.gallery_entries import Entry, Script, discover, run
+from tracer.gallery.entries import Entry, Script, discover, run
 
 GALLERY = ROOT / "gallery"
 

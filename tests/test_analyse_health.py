@@ -11,7 +11,7 @@ import tracer
 from tests.cases import CASES, Case
 from tests.checks import flat
 from tests.models import record_mlp, record_transformer
-from tracer.numeric_reference import NO_REFERENCE
+from tracer.record.numeric_reference import NO_REFERENCE
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -8,7 +8,7 @@ import torch
 import tracer
 from tests.cases import CASES, Case
 from tests.models import mlp, record_transformer
-from tracer.paths import UnknownLeaf
+from tracer.analyse.paths import UnknownLeaf
 
 
 def _trace(case: Case) -> tuple[tracer.Trace, dict[str, torch.Tensor]]:

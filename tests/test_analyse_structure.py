@@ -9,7 +9,7 @@ import torch
 import tracer
 from tests.cases import CASES, Case
 from tests.models import record_mlp, record_transformer
-from tracer.structure import CONSTANT_REASON
+from tracer.analyse.structure import CONSTANT_REASON
 
 
 def _trace(case: Case) -> tracer.Trace:

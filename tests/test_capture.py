@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import tracer
-from tracer.tensors import SAMPLE_SIZE, TensorTable
+from tracer.record.tensors import SAMPLE_SIZE, TensorTable
 
 
 def _wide_pass(capture: str) -> tuple[tracer.Trace, torch.Tensor, torch.Tensor]:

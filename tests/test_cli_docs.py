@@ -62,8 +62,8 @@ def test_group_help_lists_every_command() -> None:
 
 
 def test_drawing_options_match_the_renderer() -> None:
-    from tracer.render_options import DIRECTIONS as RENDER_DIRECTIONS
-    from tracer.render_options import OPTION_NAMES, THEME_NAMES
+    from tracer.render.options import DIRECTIONS as RENDER_DIRECTIONS
+    from tracer.render.options import OPTION_NAMES, THEME_NAMES
 
     assert DIRECTIONS == RENDER_DIRECTIONS
     assert THEMES == THEME_NAMES

@@ -19,8 +19,8 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_choices_match_the_renderer() -> None:
-    from tracer.render_options import REPEATS as RENDER_REPEATS
-    from tracer.render_options import VIEWS as RENDER_VIEWS
+    from tracer.render.options import REPEATS as RENDER_REPEATS
+    from tracer.render.options import VIEWS as RENDER_VIEWS
 
     assert (VIEWS, REPEATS) == (RENDER_VIEWS, RENDER_REPEATS)
 

@@ -11,7 +11,7 @@ import torch
 
 import tracer
 from tests.cli_helpers import invoke, run_subprocess
-from tracer.render import frames
+from tracer.render.frames import frames
 
 SVG = "{http://www.w3.org/2000/svg}"
 

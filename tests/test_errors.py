@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tracer
-from tracer.errors import explain
+from tracer.record.explain import explain
 
 
 def _notes(exc: BaseException) -> str:
@@ -86,7 +86,7 @@ def test_second_backward_is_explained() -> None:
 
 def test_explanation_is_added_once() -> None:
     exc = RuntimeError("grad can be implicitly created only for scalar outputs")
-    from tracer.errors import add_explanation
+    from tracer.record.explain import add_explanation
 
     add_explanation(exc)
     add_explanation(exc)
@@ -95,7 +95,7 @@ def test_explanation_is_added_once() -> None:
 
 def test_without_exception_notes_the_explanation_follows_torchs_message() -> None:
     """Python 3.10 has no add_note and prints no __notes__: the explanation goes after torch's words, once."""
-    from tracer.errors import EXPLANATION_MARK, add_explanation, attach_note
+    from tracer.record.explain import EXPLANATION_MARK, add_explanation, attach_note
 
     message = "grad can be implicitly created only for scalar outputs"
     exc = RuntimeError(message)

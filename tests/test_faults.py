@@ -13,7 +13,7 @@ import torch
 import tracer
 from tests.fuzzing import TALLY
 from tests.models import Boom
-from tracer import tensors
+from tracer.record import tensors
 
 pytestmark = pytest.mark.usefixtures("engine_restored")
 

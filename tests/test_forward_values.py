@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tracer
-from tracer.saved_arguments import saved_arguments
+from tracer.record.saved_arguments import saved_arguments
 
 
 def test_pow_shows_its_base_and_exponent() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tracer.gallery import MANIFEST, GalleryError, build, find_gallery, stale
-from tracer.gallery_entries import discover, run
+from tracer.gallery.builder import MANIFEST, GalleryError, build, find_gallery, stale
+from tracer.gallery.entries import discover, run
 
 pytestmark = pytest.mark.graphviz
 

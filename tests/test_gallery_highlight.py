@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from tracer.highlight import python_html
+from tracer.render.highlight import python_html
 
 CODE = """import torch  # a comment <b>
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.gallery_helpers import entries, script_ids, scripts
-from tracer.gallery_entries import _isolated
+from tracer.gallery.entries import _isolated
 
 BY_ID = {s.id: s for s in scripts()}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.gallery_helpers import GALLERY, entries
-from tracer.gallery import stale
+from tracer.gallery.builder import stale
 
 
 def test_the_committed_gallery_is_current() -> None:

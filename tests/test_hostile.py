@@ -25,11 +25,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tracer
-import tracer.stepper
+import tracer.render.stepper
 from tests.cli_helpers import invoke
 from tests.fuzzing import TALLY, fuzz_settings
 from tests.render_helpers import check_html
-from tracer import TraceFormatError, escape, serial
+from tracer import TraceFormatError
+from tracer.model import serial
+from tracer.render import escape
 
 HANG_GUARD_SECONDS = 60  # not a timing assertion: only turns a hang into a failure instead of a stuck run
 
@@ -488,8 +490,8 @@ def test_hostile_text_is_shown_literally_in_dot_svg_and_html(tmp_path: Path) -> 
         if not trace.complete:
             assert escape.visible(EVIL.splitlines()[0]) in shown  # the exception's first line, in the note
 
-        baseline = scan_page(tracer.stepper.page(_benign()))
-        page = tracer.stepper.page(trace)
+        baseline = scan_page(tracer.render.stepper.page(_benign()))
+        page = tracer.render.stepper.page(trace)
         scan = scan_page(page)
         assert scan.tags.count("script") == baseline.tags.count("script")  # no script of EVIL's runs
         # EVIL's markup arrived as text (the whole name, or the exception's first line in a caption)
@@ -544,7 +546,7 @@ def test_odd_traces_render_and_parse(text: str) -> None:
         pytest.skip("Graphviz's dot is not installed")
     scan_svg(svg)
     if trace.steps:
-        scan_page(tracer.stepper.page(trace))
+        scan_page(tracer.render.stepper.page(trace))
     TALLY["odd traces drawn as SVG and HTML, parsed"] += 1
 
 
@@ -558,7 +560,7 @@ def test_empty_names_draw() -> None:
     scan_svg(trace.svg())
     unnamed = dataclasses.replace(trace, nodes=(dataclasses.replace(trace.nodes[0], name=""), *trace.nodes[1:]))
     scan_svg(unnamed.svg())
-    scan_page(tracer.stepper.page(unnamed))
+    scan_page(tracer.render.stepper.page(unnamed))
 
 
 def test_a_norm_at_the_float_limit_draws() -> None:

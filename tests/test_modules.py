@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import tracer
-from tracer.modules import MODULE_KEY, ModuleTagger
+from tracer.record.modules import MODULE_KEY, ModuleTagger
 
 
 class Block(torch.nn.Module):

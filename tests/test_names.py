@@ -105,7 +105,7 @@ def test_named_parameters_lists_what_torch_lists_in_its_order() -> None:
     """NameBook reads modules' parameter dicts directly (it runs every recorded pass): the same names, objects
     and order as nn.Module.named_parameters(), including shared and tied parts and classes that list their
     own."""
-    from tracer.names import named_parameters
+    from tracer.record.names import named_parameters
 
     for module in (
         _Shared(),

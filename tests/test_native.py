@@ -1,5 +1,5 @@
-"""The native recorder (tracer/native_hooks.cpp) records exactly what the Python hooks record, leaves no hook
-behind, and is optional: without it gradtrace says how to build it and records in Python.
+"""The native recorder (tracer/record/native/native_hooks.cpp) records exactly what the Python hooks record,
+leaves no hook behind, and is optional: without it gradtrace says how to build it and records in Python.
 
 The project's set-up builds it and sets GRADTRACE_REQUIRE_NATIVE=1, so in CI a failed build fails here
 instead of quietly testing only the Python hooks."""
@@ -22,9 +22,10 @@ from tests.cases import CASES, Case
 from tests.fuzzing import TALLY, fuzz_settings
 from tests.models import Boom, mlp, transformer
 from tests.random_graphs import Program, programs
-from tracer import native, pass_recorder
-from tracer.serial import dumps
-from tracer.tensors import SAMPLE_BLOCK, SAMPLE_SIZE, _sample_index
+from tracer.model.serial import dumps
+from tracer.record import pass_recorder
+from tracer.record.native import loader as native
+from tracer.record.tensors import SAMPLE_BLOCK, SAMPLE_SIZE, _sample_index
 
 NATIVE = native.load()
 if NATIVE is None and os.environ.get("GRADTRACE_REQUIRE_NATIVE") == "1":

@@ -13,10 +13,10 @@ import torch
 from IPython.core.formatters import DisplayFormatter
 
 import tracer
-import tracer.notebook
+import tracer.display.notebook
 from tests.render_helpers import check_html, groups, svg_root, texts
-from tracer.format import number
-from tracer.notebook import HTML, SVG, TEXT, TraceView, mimebundle
+from tracer.display.notebook import HTML, SVG, TEXT, TraceView, mimebundle
+from tracer.model.format import number
 
 pytestmark = pytest.mark.graphviz
 
@@ -101,7 +101,7 @@ def test_an_excluded_picture_is_not_drawn(monkeypatch: pytest.MonkeyPatch) -> No
     def no_drawing(*args: object, **kwargs: object) -> bytes:
         raise AssertionError("dot ran for a display that did not ask for the picture")
 
-    monkeypatch.setattr("tracer.render.render_dot", no_drawing)
+    monkeypatch.setattr("tracer.render.draw.render_dot", no_drawing)
     assert set(t._repr_mimebundle_(include={TEXT})) == {TEXT}
     assert set(t._repr_mimebundle_(exclude={SVG})) == {TEXT}
 
@@ -271,7 +271,7 @@ def test_show_passes_options_through_and_checks_them() -> None:
     t, _, _ = _stack_trace()
     picture = t.show(direction="LR", theme="dark")._repr_mimebundle_()
     assert set(picture) == {SVG, TEXT}
-    assert picture[SVG] == tracer.notebook.inline_svg(t.svg(direction="LR", theme="dark"))
+    assert picture[SVG] == tracer.display.notebook.inline_svg(t.svg(direction="LR", theme="dark"))
     assert picture[SVG] != t._repr_mimebundle_()[SVG]
     small = t.show(scale=0.5)._repr_mimebundle_()[SVG]
     full = t._repr_mimebundle_()[SVG]
@@ -293,7 +293,7 @@ def test_show_passes_options_through_and_checks_them() -> None:
     embedded = check_html(t.show().html() + t.show().html())
     assert len(embedded.ids) == len(set(embedded.ids)) and embedded.ids
     frame = t.show(step=2)._repr_mimebundle_()[SVG]
-    assert frame == tracer.notebook.inline_svg(t.svg(step=2))
+    assert frame == tracer.display.notebook.inline_svg(t.svg(step=2))
 
 
 def test_only_our_objects_are_displayed() -> None:

@@ -12,7 +12,7 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 import tracer
-from tracer.magic import CellError, parse
+from tracer.display.magic import CellError, parse
 
 pytestmark = pytest.mark.graphviz
 

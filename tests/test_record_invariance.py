@@ -13,7 +13,7 @@ from torch.autograd.variable import Variable
 
 import tracer
 from tests.models import Boom
-from tracer import recorder as record_module
+from tracer.record import recorder as record_module
 
 
 def _mlp() -> tuple[torch.nn.Module, torch.Tensor]:

@@ -17,9 +17,9 @@ import torch
 
 import tracer
 from tests.render_helpers import case_trace
-from tracer.render import frames
-from tracer.render_options import OPTION_NAMES
-from tracer.style import THEMES
+from tracer.render.frames import frames
+from tracer.render.options import OPTION_NAMES
+from tracer.render.style import THEMES
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("GRADTRACE_UPDATE_GOLDEN") == "1"
@@ -425,7 +425,7 @@ def test_missing_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_compact_detail_for_large_graphs() -> None:
     """Above COMPACT_ABOVE nodes the picture keeps names and norms but drops tables and edge labels."""
-    from tracer.render_options import COMPACT_ABOVE
+    from tracer.render.options import COMPACT_ABOVE
 
     x = torch.linspace(-1, 1, 8, requires_grad=True)
     h = x

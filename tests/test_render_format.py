@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracer.escape import basename_source, dot_string, label_text, page_text, plain_label, visible
-from tracer.format import grid, inline, nested, number, percent, shape_text, stats_text
 from tracer.model import Stats, TensorInfo
-from tracer.style import THEMES, ColourScale
+from tracer.model.format import grid, inline, nested, number, percent, shape_text, stats_text
+from tracer.render.escape import basename_source, dot_string, label_text, page_text, plain_label, visible
+from tracer.render.style import THEMES, ColourScale
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,13 @@ import torch
 import tracer
 from tests.module_models import Recorded, encoder, nested
 from tests.render_helpers import SVG, groups, title
-from tracer import module_view
-from tracer.errors import DrawingOptionError
-from tracer.flow_norm import FlowNorm, combine, slot_norm
-from tracer.focus import resolve
-from tracer.graph import node_key, seed_key
+from tracer.analyse import module_view
+from tracer.analyse.flow_norm import FlowNorm, combine, slot_norm
+from tracer.analyse.focus import resolve
+from tracer.analyse.graph import node_key, seed_key
+from tracer.analyse.module_tree import ModuleTree, natural_key
 from tracer.model import Stats, Step, TensorInfo, Trace
-from tracer.module_tree import ModuleTree, natural_key
+from tracer.model.errors import DrawingOptionError
 
 REL = 1e-9  # float64 models, exact statistics: the view's norms equal torch's to rounding
 
@@ -356,8 +356,8 @@ def test_a_module_view_still_too_large_says_to_go_shallower(enc: Recorded) -> No
 
 def test_step_frames_exist_for_the_full_graph_only(small: Recorded) -> None:
     with pytest.raises(DrawingOptionError, match="module view has no steps"):
-        tracer.render.frames(small.trace, "dot", view="modules")
-    focused = tracer.render.frames(small.trace, "dot", focus="model.2.bias")
+        tracer.render.draw.frames(small.trace, "dot", view="modules")
+    focused = tracer.render.draw.frames(small.trace, "dot", focus="model.2.bias")
     assert len(focused) == len(small.trace.steps)
     assert _declared(focused[0].decode()) - {"legend"} == {"seed0"} | {
         node_key(i) for i in resolve(small.trace, "model.2.bias").shown

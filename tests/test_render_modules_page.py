@@ -12,7 +12,7 @@ import pytest
 
 from tests.module_models import Recorded, encoder
 from tests.render_helpers import check_html
-from tracer import module_view
+from tracer.analyse import module_view
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("GRADTRACE_UPDATE_GOLDEN") == "1"

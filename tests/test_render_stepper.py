@@ -10,8 +10,8 @@ import torch
 
 import tracer
 from tests.render_helpers import case_trace, check_html, groups, svg_root
-from tracer.render import options as checked_options
-from tracer.stepper import caption, fragment, page
+from tracer.render.options import for_trace as checked_options
+from tracer.render.stepper import caption, fragment, page
 
 pytestmark = pytest.mark.graphviz
 

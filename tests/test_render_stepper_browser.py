@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.render_helpers import case_trace
-from tracer.stepper import fragment
+from tracer.render.stepper import fragment
 
 pytestmark = [pytest.mark.browser, pytest.mark.graphviz]
 

@@ -11,9 +11,9 @@ import torch
 import tracer
 from tests.cases import CASES
 from tests.render_helpers import SVG, case_trace, groups, svg_root, texts, title
-from tracer.format import nested, number
 from tracer.model import TensorInfo
-from tracer.render import frames
+from tracer.model.format import nested, number
+from tracer.render.frames import frames
 
 pytestmark = pytest.mark.graphviz
 
@@ -187,7 +187,7 @@ def test_a_picture_above_a_thousand_nodes_is_placed_with_a_bounded_effort() -> N
     """Above BIG_PICTURE drawn nodes the DOT asks dot to cut its across-rank placement short (nslimit), which
     kept a 4,103-node drawing from taking 24 s; the laid-out SVG still has every node. Smaller pictures keep
     dot's full placement, so their layout (and the golden DOT files) are as before."""
-    from tracer.dot import BIG_PICTURE
+    from tracer.render.dot import BIG_PICTURE
 
     def chain(length: int) -> tracer.Trace:
         x = torch.ones(3, requires_grad=True)

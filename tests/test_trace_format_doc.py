@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 import tracer
-from tracer import model
-from tracer.serial import FORMAT, VERSION
+from tracer.model import records as model
+from tracer.model.serial import FORMAT, VERSION
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "trace-format.md"
 RECORDS = {

@@ -4,18 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from .accumulation import AccumulationPoint, accumulation_points
-from .diff import GraphMismatch, TraceDiff, diff
-from .errors import DrawingTooLargeError, GradtraceError, GraphvizMissingError, TraceFormatError
-from .health import Flag, Health, health
-from .jacobian import JacobianResult, jacobian
-from .model import Check, Edge, Jacobian, Leaf, Options, Seed, Stats, Step, TensorInfo, Trace
-from .paths import Decomposition, DecompositionUnavailable, TooManyPaths, count_paths, decompose, paths
-from .profile_chart import norm_profile_svg
-from .recorder import GradtraceWarning, Recorder, paused, record, trace
-from .serial import load
-from .structure import Structure, structure
-from .summary import summary, summary_data
+from .analyse.accumulation import AccumulationPoint, accumulation_points
+from .analyse.diff import GraphMismatch, TraceDiff, diff
+from .analyse.graph import build_graph
+from .analyse.health import Flag, Health, health
+from .analyse.paths import Decomposition, DecompositionUnavailable, TooManyPaths, count_paths, decompose, paths
+from .analyse.structure import Structure, structure
+from .analyse.summary import summary, summary_data
+from .display.notebook import TraceView, mimebundle
+from .model import seam
+from .model.errors import DrawingTooLargeError, GradtraceError, GraphvizMissingError, TraceFormatError
+from .model.records import Check, Edge, Jacobian, Leaf, Options, Seed, Stats, Step, TensorInfo, Trace
+from .model.serial import dumps, load
+from .model.version import __version__ as __version__
+from .record.jacobian import JacobianResult, jacobian
+from .record.recorder import GradtraceWarning, Recorder, paused, record, trace
+from .render.draw import save, svg, to_dot
+from .render.profile_chart import norm_profile_svg
+
+# The records' own methods (t.svg(), t.summary(), display in Jupyter, ...) reach the upper rooms through this one
+# door (tracer/model/seam.py): the model, the recorder and the analysis never import drawing or display.
+seam.connect(
+    seam.Upstairs(
+        to_json=dumps,
+        graph=build_graph,
+        summary=summary,
+        to_dot=to_dot,
+        svg=svg,
+        save=save,
+        chart=norm_profile_svg,
+        show=TraceView,
+        mimebundle=mimebundle,
+    )
+)
 
 __all__ = [
     "AccumulationPoint",
@@ -61,11 +82,9 @@ __all__ = [
     "trace",
 ]
 
-__version__ = "0.1.0"
-
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext tracer` in IPython/Jupyter: adds the %%gradtrace cell magic (IPython is imported only here)."""
-    from .magic import load_ipython_extension as load
+    from .display.magic import load_ipython_extension as load
 
     load(ipython)

@@ -1,0 +1,1 @@
+"""Analyses of recorded traces: the networkx graph, structure, paths, accumulation, health, diff, summary, modules."""

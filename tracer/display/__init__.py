@@ -1,0 +1,1 @@
+"""Jupyter display: mime bundles, the show() views and the %%gradtrace cell magic."""

@@ -1,0 +1,259 @@
+"""The gallery's entries: find the example scripts, read their titles and explanations, run each inside record().
+
+A gallery folder holds `cases/TOPIC/ENTRY.py`: one folder per topic (its README.md gives the topic's title and
+introduction), one script per entry. A script's docstring is its title (first line) and explanation (the rest);
+its code runs as `python ENTRY.py` would, and every backward pass it makes is recorded. Two optional names in the
+script's namespace speak to the gallery: `error`, an exception the script caught on purpose (shown with its notes
+beside the pictures), and `DRAWING`, a dict of drawing options for its pictures (e.g. `{"detail": "compact"}`).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+import runpy
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..model.errors import GradtraceError
+from ..model.records import Step, Trace
+from ..record.recorder import Recorder
+from ..render.options import parse_options
+
+
+class GalleryError(GradtraceError):
+    """The gallery cannot be built: no scripts where expected, a script without a title, or a failing entry."""
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A folder of entries: `01-scalar-to-scalar`, titled by the first heading of its README.md."""
+
+    slug: str
+    title: str
+    intro: str
+
+
+@dataclass(frozen=True)
+class Script:
+    """One example script, read but not yet run."""
+
+    topic: Topic
+    path: Path
+    slug: str  # the file name without .py: '01-default-seed'
+    title: str
+    explanation: tuple[str, ...]  # paragraphs
+    code: str  # the script after its docstring
+
+    @property
+    def id(self) -> str:
+        return f"{self.topic.slug}/{self.slug}"
+
+
+@dataclass(frozen=True)
+class ShownError:
+    """An exception a script caught on purpose, as the gallery shows it."""
+
+    type: str
+    message: str
+    notes: tuple[str, ...]
+    line: int | None  # the script line that raised it
+    code: str | None  # that line's text
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One recorded backward pass of an entry, with the script line that started it."""
+
+    trace: Trace
+    line: int | None
+    code: str | None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A script after running it: its passes, the error it showed (if any), how to draw it."""
+
+    script: Script
+    passes: tuple[Pass, ...]
+    error: ShownError | None
+    drawing: Mapping[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.script.id
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def discover(folder: Path) -> list[Script]:
+    """Every script under `folder/cases/`, topics and entries in file-name order."""
+    cases = folder / "cases"
+    if not cases.is_dir():
+        raise GalleryError(
+            f"{str(folder)!r} is not a gallery folder: it has no cases/ folder with the example scripts "
+            "(cases/TOPIC/ENTRY.py)"
+        )
+    scripts = []
+    for topic_dir in sorted(p for p in cases.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        topic = _topic(topic_dir)
+        for path in sorted(topic_dir.glob("*.py")):
+            scripts.append(read_script(topic, path))
+    if not scripts:
+        raise GalleryError(f"no example scripts in {str(cases)!r}: expected cases/TOPIC/ENTRY.py files")
+    return scripts
+
+
+def _topic(folder: Path) -> Topic:
+    readme = folder / "README.md"
+    if not readme.is_file():
+        raise GalleryError(f"the topic folder {str(folder)!r} has no README.md (a '# Title' line and a paragraph)")
+    lines = readme.read_text(encoding="utf-8").strip().splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise GalleryError(f"{str(readme)!r} must start with the topic's title as a '# Title' line")
+    intro = " ".join(line.strip() for line in lines[1:] if line.strip())
+    return Topic(slug=folder.name, title=lines[0][2:].strip(), intro=intro)
+
+
+def read_script(topic: Topic, path: Path) -> Script:
+    """Title, explanation and code of one script (its docstring must hold the first two)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        module = ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        raise GalleryError(f"{str(path)!r} is not valid Python: {exc.msg} (line {exc.lineno})") from None
+    docstring = ast.get_docstring(module, clean=True)
+    first = module.body[0] if module.body else None
+    if not docstring or first is None:
+        raise GalleryError(
+            f"{str(path)!r} has no docstring: a gallery script starts with one, its first line the title and "
+            "the paragraphs after it the explanation"
+        )
+    title, _, rest = docstring.partition("\n")
+    paragraphs = tuple(" ".join(p.split()) for p in rest.strip().split("\n\n") if p.strip())
+    if not paragraphs:
+        raise GalleryError(f"{str(path)!r}: the docstring has a title but no explanation after it")
+    body = text.splitlines()[first.end_lineno or 1 :]
+    return Script(topic, path, path.stem, title.strip(), paragraphs, "\n".join(body).strip("\n") + "\n")
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run(script: Script) -> Entry:
+    """Run the script as `python SCRIPT` would, inside tracer.record(); GalleryError when it fails."""
+    recorder = Recorder()
+    namespace: dict[str, Any] = {}
+    with _isolated(script.path):
+        try:
+            with recorder:
+                namespace = runpy.run_path(str(script.path), run_name="__main__")
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise GalleryError(f"gallery entry {script.id} failed:\n{_script_traceback(exc, script.path)}") from None
+    lines = script.path.read_text(encoding="utf-8").splitlines()
+    passes = tuple(_pass(trace, script.path, lines) for trace in recorder.traces)
+    if not passes:
+        raise GalleryError(f"gallery entry {script.id} made no backward pass: there is nothing to draw")
+    for p in passes:
+        failed = [s for s in p.trace.steps if s.check is not None and not s.check.ok]
+        if failed:
+            raise GalleryError(
+                f"gallery entry {script.id}: pass {p.trace.index} has a vᵀJ that differs from v·J at step "
+                f"{failed[0].id} ({failed[0].name}); a picture of it would mislead"
+            )
+    drawing = namespace.get("DRAWING", {})
+    if not isinstance(drawing, dict):
+        raise GalleryError(f"gallery entry {script.id}: DRAWING must be a dict of drawing options, got {drawing!r}")
+    try:
+        parse_options(drawing)
+    except (TypeError, ValueError) as exc:
+        raise GalleryError(f"gallery entry {script.id}: DRAWING: {exc}") from None
+    error = namespace.get("error")
+    shown = _shown_error(error, script.path, lines) if isinstance(error, BaseException) else None
+    return Entry(script, passes, shown, dict(drawing))
+
+
+class _isolated:
+    """Around one script: its argv and folder as `python SCRIPT` sets them, torch's RNG and default dtype
+    restored afterwards, so one entry cannot change the numbers of the next."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        self.argv, self.sys_path = sys.argv, list(sys.path)
+        self.rng = torch.random.get_rng_state()
+        self.dtype = torch.get_default_dtype()
+        self.grad_enabled = torch.is_grad_enabled()
+        sys.argv = [str(self.path)]
+        sys.path.insert(0, str(self.path.parent))
+
+    def __exit__(self, *exc_info: object) -> None:
+        sys.argv, sys.path[:] = self.argv, self.sys_path
+        torch.random.set_rng_state(self.rng)
+        torch.set_default_dtype(self.dtype)
+        torch.set_grad_enabled(self.grad_enabled)
+
+
+def _script_traceback(exc: BaseException, path: Path) -> str:
+    """The exception with the script's own frames only (the runpy and gallery frames say nothing)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _same_file(f.filename, path)]
+    lines = [f"  {path.name}, line {f.lineno}: {(f.line or '').strip()}" for f in frames]
+    message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return "\n".join([*lines, f"  {message}"])
+
+
+def _same_file(filename: str, path: Path) -> bool:
+    try:
+        return os.path.samefile(filename, path)
+    except OSError:
+        return False
+
+
+def _line(source: str | None, path: Path, lines: list[str]) -> tuple[int | None, str | None]:
+    if source is None:
+        return None, None
+    where, _, number = source.rpartition(":")
+    if not number.isdigit() or not _same_file(where, path) or not 1 <= int(number) <= len(lines):
+        return None, None
+    return int(number), lines[int(number) - 1].strip()
+
+
+def _pass(trace: Trace, path: Path, lines: list[str]) -> Pass:
+    line, code = _line(trace.source, path, lines)
+    return Pass(_relative(trace), line, code)
+
+
+def _relative(trace: Trace) -> Trace:
+    """The trace with every source as 'file.py:12': the gallery's files never carry absolute paths."""
+    nodes = tuple(_step_relative(n) for n in trace.nodes)
+    return dataclasses.replace(trace, source=_short(trace.source), nodes=nodes)
+
+
+def _step_relative(step: Step) -> Step:
+    return step if step.source is None else dataclasses.replace(step, source=_short(step.source))
+
+
+def _short(source: str | None) -> str | None:
+    if source is None:
+        return None
+    where, sep, number = source.rpartition(":")
+    return f"{os.path.basename(where)}:{number}" if sep else os.path.basename(source)
+
+
+def _shown_error(error: BaseException, path: Path, lines: list[str]) -> ShownError:
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if _same_file(f.filename, path)]
+    line = frames[-1].lineno if frames else None
+    code = lines[line - 1].strip() if line is not None and 1 <= line <= len(lines) else None
+    notes = tuple(str(n) for n in getattr(error, "__notes__", ()))
+    return ShownError(type(error).__name__, str(error), notes, line, code)

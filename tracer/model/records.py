@@ -1,0 +1,290 @@
+"""Plain, frozen records of one backward pass: what the recorder writes and everything else reads."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from .seam import Displayable, upstairs
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; importing the model must stay cheap
+    import networkx
+
+Shape = tuple[int, ...]
+NDArray = np.ndarray  # every value of a large tensor, kept with capture="full"
+Scalar = float | int | bool
+Capture = Literal["auto", "stats", "full"]
+PassKind = Literal["backward", "grad"]
+LeafKind = Literal["leaf", "retained", "input"]
+
+CAPTURES: tuple[str, ...] = ("auto", "stats", "full")
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Summary statistics of a tensor, exact or estimated from `sampled` evenly spaced elements.
+
+    In the default capture large intermediate gradients are summarised from a fixed-size sample (reading
+    every element of every gradient would cost more than the backward pass itself); `norm_exact` says the
+    norm was still computed from every element (leaf gradients), which also makes a zero NaN/Inf count exact.
+    """
+
+    norm: float
+    min: float
+    max: float
+    mean: float
+    zeros: float  # share of elements equal to zero, 0..1
+    nan: int
+    inf: int
+    sampled: int | None = None  # None: every element was read; else how many were
+    norm_exact: bool = True
+
+    @property
+    def exact(self) -> bool:
+        return self.sampled is None
+
+    @property
+    def finite(self) -> bool:
+        return self.nan == 0 and self.inf == 0 and math.isfinite(self.norm)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """A recorded tensor: shape, dtype, device, statistics, and its values when small (or capture="full")."""
+
+    shape: Shape
+    dtype: str
+    device: str = "cpu"
+    stats: Stats | None = None  # None for zero-size tensors
+    values: tuple[Scalar, ...] | None = None  # kept when small (max_values), row-major
+    array: NDArray | None = field(default=None, compare=False, repr=False)  # capture="full": all values
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def norm(self) -> float | None:
+        return None if self.stats is None else self.stats.norm
+
+    def flat(self) -> np.ndarray[Any, Any] | None:
+        """Every value, flattened, as float64 (from `values` or `array`); None when only statistics were kept."""
+        if self.values is not None:
+            return np.asarray(self.values, dtype=np.float64)
+        if self.array is not None:
+            return np.asarray(self.array, dtype=np.float64).reshape(-1)
+        return None
+
+    def tolist(self) -> Any:
+        """The values nested like the tensor (a bare number for 0-d); raises when they were not kept."""
+        if self.values is None and self.array is not None:
+            return self.array.tolist()
+        if self.values is None:
+            raise ValueError(
+                f"the values of this {list(self.shape)} {self.dtype} tensor were not kept "
+                f"(only statistics); record with capture='full' or a larger max_values to keep them"
+            )
+        return _nest(list(self.values), self.shape)
+
+    def as_tensor(self) -> Any:
+        """The values as a torch tensor of the recorded shape and dtype."""
+        import torch
+
+        return torch.tensor(self.tolist(), dtype=getattr(torch, self.dtype))
+
+
+def _nest(flat: list[Scalar], shape: Shape) -> Any:
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return flat
+    step = math.prod(shape[1:])
+    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One next edge of a node: where its vᵀJ goes. `target=None`: that forward input needs no gradient."""
+
+    target: int | None
+    input_nr: int = 0  # which forward output of the target node this gradient belongs to
+
+
+@dataclass(frozen=True, slots=True)
+class Jacobian:
+    """A node's local Jacobian: rows follow its forward outputs (flattened), columns its next edges."""
+
+    rows: tuple[Shape | None, ...]  # per forward output; None: no gradient arrived there (no rows)
+    cols: tuple[Shape | None, ...]  # per next edge; None: the node sends no gradient there (no columns)
+    matrix: tuple[tuple[float, ...], ...]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return len(self.matrix), (len(self.matrix[0]) if self.matrix else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """Whether the vᵀJ a node sent equals v times its Jacobian (a wrong custom backward shows up here)."""
+
+    ok: bool
+    max_error: float  # largest |vjp - vᵀJ| over all elements
+    tolerance: float
+    method: str = "one-hot"  # how J was obtained: 'one-hot' calls of the node, or 'numeric' from the forward
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One backward node: executed (a step, numbered by execution order) or reached but not executed."""
+
+    id: int
+    name: str  # 'MulBackward0', 'AccumulateGrad', 'CopySlices', a custom Function's 'MyFnBackward'
+    op: str  # the forward operation it came from, in plain words ('mul', 'Sq.apply', 'leaf x')
+    executed: bool
+    v: tuple[TensorInfo | None, ...] = ()  # gradient arriving, one entry per forward output
+    vjp: tuple[TensorInfo | None, ...] = ()  # gradient sent on, one entry per next edge
+    edges: tuple[Edge, ...] = ()
+    jacobian: Jacobian | None = None
+    check: Check | None = None
+    source: str | None = None  # 'file.py:12' of the forward op, when known
+    module: str | None = None  # nn.Module path whose forward created this node, when known
+    leaf: str | None = None  # AccumulateGrad: the name of the leaf it accumulates into
+    note: str | None = None  # why something is missing (e.g. the Jacobian could not be computed)
+
+    @property
+    def step(self) -> int | None:
+        """The 1-based execution step number, or None when the node did not run."""
+        return self.id if self.executed else None
+
+
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """The seed v of one output: what torch.autograd.backward actually used for it."""
+
+    index: int
+    name: str | None  # the variable holding the output, when known
+    shape: Shape
+    dtype: str
+    v: TensorInfo | None
+    target: int | None  # id of the node the seed enters (the output's grad_fn, or a leaf's AccumulateGrad)
+    input_nr: int = 0
+    implicit: bool | None = None  # True: gradient=None and torch made ones; None: not known
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A tensor whose gradient the pass delivers: a leaf's .grad, a retain_grad() tensor, or a grad() input."""
+
+    name: str
+    kind: LeafKind
+    shape: Shape
+    dtype: str
+    node: int | None  # the AccumulateGrad (leaf) or grad_fn (retained) node; None when not reached
+    grad: TensorInfo | None = None  # what this pass added / returned
+    grad_before: TensorInfo | None = None  # .grad before the pass
+    grad_total: TensorInfo | None = None  # .grad after the pass
+    reason: str | None = None  # why it got no gradient
+    input_nr: int = 0  # which forward output of `node` holds this tensor's gradient (retained / inputs=)
+    value: TensorInfo | None = None  # the leaf's own values (x in y = x**2) when small; read before the pass
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How the pass was run and recorded."""
+
+    retain_graph: bool = False
+    create_graph: bool = False
+    inputs: tuple[str, ...] | None = None
+    capture: Capture = "auto"
+    max_values: int = 64
+    jacobian_limit: int = 64
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One recorded backward pass: seeds, every node with its v and vᵀJ, and the leaves' gradients."""
+
+    kind: PassKind
+    seeds: tuple[Seed, ...]
+    nodes: tuple[Step, ...]  # executed nodes in step order, then those reached but not executed
+    leaves: Mapping[str, Leaf]
+    options: Options = field(default_factory=Options)
+    index: int = 1  # pass number within a record() block
+    label: str | None = None  # e.g. 'cell 3' or 'script.py'
+    source: str | None = None  # 'file.py:12' where the pass was started
+    complete: bool = True
+    error: str | None = None  # the exception that stopped an incomplete pass
+    notes: tuple[str, ...] = ()
+    torch_version: str = ""
+    rank: int | None = None  # torch.distributed rank of the process that recorded the pass, when initialised
+    modules: Mapping[str, str] = field(default_factory=dict)  # module path -> class name (module view)
+
+    @property
+    def steps(self) -> list[Step]:
+        """The executed nodes in the order the autograd engine ran them."""
+        return [n for n in self.nodes if n.executed]
+
+    @property
+    def unexecuted(self) -> list[Step]:
+        """Nodes reached from the outputs that the engine did not run (pruned by inputs=, or stopped early)."""
+        return [n for n in self.nodes if not n.executed]
+
+    def node(self, node_id: int) -> Step:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(f"no node {node_id} in this trace (ids are 1..{len(self.nodes)})")
+
+    def edges(self) -> Iterator[tuple[Step, int, Edge, TensorInfo | None]]:
+        """Every next edge as (source node, edge index, edge, gradient sent along it)."""
+        for n in self.nodes:
+            for k, e in enumerate(n.edges):
+                yield n, k, e, (n.vjp[k] if k < len(n.vjp) else None)
+
+    @cached_property
+    def graph(self) -> networkx.DiGraph:
+        """The pass as a networkx DiGraph (seeds → nodes → leaves), recorded data as attributes."""
+        return upstairs().graph(self)
+
+    def to_json(self, *, indent: int | None = 1) -> str:
+        """Versioned JSON text; tracer.load() gives the trace back."""
+        return upstairs().to_json(self, indent=indent)
+
+    def to_dot(self, **options: Any) -> str:
+        """The annotated graph as DOT text (no Graphviz needed)."""
+        return upstairs().to_dot(self, **options)
+
+    def svg(self, **options: Any) -> str:
+        """The annotated graph as SVG text (needs Graphviz's `dot`)."""
+        return upstairs().svg(self, **options)
+
+    def save(self, path: Any, **options: Any) -> Any:
+        """Write the trace; the format follows the suffix (.svg .png .pdf .dot .json .html)."""
+        return upstairs().save(self, path, **options)
+
+    def summary(self) -> str:
+        """A compact text report of the pass: what a person reads first."""
+        return upstairs().summary(self)
+
+    def __repr__(self) -> str:
+        seeds = ", ".join(f"{s.name or 'output'}{list(s.shape)}" for s in self.seeds)
+        state = ("" if self.rank is None else f", rank {self.rank}") + ("" if self.complete else ", incomplete")
+        return (
+            f"<Trace #{self.index} {self.kind} of {seeds}: {len(self.steps)} steps, {len(self.leaves)} leaves{state}>"
+        )
+
+    def show(self, *, steps: bool = False, scale: float | None = None, **options: Any) -> Displayable:
+        """For notebooks: the annotated picture, or with steps=True the stepper through every step (HTML).
+
+        Takes the drawing options of svg() (direction, theme, detail, jacobian, ...) and `scale` (1 is
+        Graphviz's natural size); they are checked now, the drawing happens when the notebook displays it.
+        """
+        return upstairs().show(self, steps=steps, scale=scale, **options)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return upstairs().mimebundle(self, include=include, exclude=exclude)

@@ -1,0 +1,190 @@
+"""A node's local Jacobian from one-hot calls of the node itself, and the check that its vᵀJ equals v·J."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..model.records import Check, Jacobian
+from .numeric_reference import numeric_jacobian, numeric_tolerance
+from .saved_arguments import saved_arguments
+
+# Set while we call a node ourselves: a backward pass started from inside that call (a reentrant
+# checkpoint's backward does this) would accumulate into .grad a second time, so the recorder refuses it.
+calling_node = threading.local()
+
+
+class NestedPassRefused(RuntimeError):
+    """Raised by the recorder when a node we call for its Jacobian tries to run a backward pass."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalResult:
+    jacobian: Jacobian | None
+    check: Check | None
+    note: str | None
+    saved: str | None = None  # what the node saved from its forward call ('self=[1, 2], exponent=2')
+
+
+def _is_python_function(node: Any) -> bool:
+    return hasattr(node, "_forward_cls")
+
+
+def _call(node: Any) -> Any:
+    """How to invoke a node: C++ nodes are callable, custom Functions expose their backward as .apply."""
+    return node.apply if _is_python_function(node) else node
+
+
+def _tolerance_scale(dtype: torch.dtype) -> float:
+    return 64 * torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+
+
+def local_jacobian(
+    node: Any,
+    grad_outputs: tuple[torch.Tensor | None, ...],
+    grad_inputs: tuple[torch.Tensor | None, ...],
+    limit: int,
+) -> LocalResult | None:
+    """J of `node` (rows: flattened forward outputs that got a gradient; columns: next edges that got one).
+
+    Called from the node's post-hook, where the tensors it saved are still alive, so this needs no
+    retain_graph and does not change the graph's lifetime. Returns None when the node is too large.
+    """
+    present_out = [k for k, g in enumerate(grad_outputs) if g is not None]
+    present_in = [e for e, g in enumerate(grad_inputs) if g is not None]
+    if not present_out or not present_in:
+        return None
+    n_rows = sum(g.numel() for g in grad_outputs if g is not None)
+    n_cols = sum(g.numel() for g in grad_inputs if g is not None)
+    if n_rows > limit or n_cols > limit or n_rows == 0 or n_cols == 0:
+        return None
+    tensors = [g for g in (*grad_outputs, *grad_inputs) if g is not None]
+    if any(not g.is_floating_point() for g in tensors):
+        return LocalResult(None, None, "no Jacobian: gradients are not real floating point")
+    if _is_python_function(node) and node._forward_cls.__module__.startswith("torch."):
+        # torch's own Functions (checkpoint, compiled graphs) free or recompute state when called: never re-call them.
+        return LocalResult(None, None, f"no Jacobian: {node.name()} is torch-internal and is not called twice")
+    call = _call(node)
+    rows: list[torch.Tensor] = []
+    calling_node.active = True
+    try:
+        with torch.no_grad():
+            for k in present_out:
+                base = grad_outputs[k]
+                assert base is not None
+                for i in range(base.numel()):
+                    args = [torch.zeros_like(g) if g is not None else None for g in grad_outputs]
+                    # zeros_like keeps the gradient's strides (a transposed one is not viewable as flat):
+                    # index the element instead of writing through view(-1).
+                    args[k][_unravel(i, tuple(base.shape))] = 1  # type: ignore[index]
+                    rows.append(_row(call(*args), grad_inputs, present_in))
+    except NestedPassRefused:
+        return LocalResult(None, None, f"no Jacobian: calling {node.name()} starts a backward pass of its own")
+    except Exception as exc:  # a node that cannot be called twice: record why, never disturb the pass
+        return LocalResult(None, None, f"no Jacobian: calling {node.name()} again raised {type(exc).__name__}: {exc}")
+    finally:
+        calling_node.active = False
+    matrix = torch.stack(rows)
+    jac = Jacobian(
+        rows=tuple(tuple(g.shape) if g is not None else None for g in grad_outputs),
+        cols=tuple(tuple(g.shape) if g is not None else None for g in grad_inputs),
+        matrix=tuple(tuple(r) for r in matrix.tolist()),
+    )
+    check, unchecked = _check(matrix, grad_outputs, grad_inputs, present_out, present_in)
+    saved = None if _is_python_function(node) else saved_arguments(node)
+    if unchecked == _columns(matrix):
+        return LocalResult(jac, None, "vᵀJ not checked: every column of J holds Inf or NaN", saved)
+    unchecked_note = (
+        f"vᵀJ checked without {unchecked} element(s) where J holds Inf or NaN (e.g. sqrt'(0))" if unchecked else None
+    )
+    if not _is_python_function(node):
+        return LocalResult(jac, check, unchecked_note, saved)
+    if not check.ok:
+        return LocalResult(jac, check, unchecked_note)
+    # The one-hot J came from the same backward, so a wrong backward that is linear in v passes `check`;
+    # for custom Functions, compare with the forward itself where it can be re-run.
+    calling_node.active = True
+    try:
+        reference, output_size, why = numeric_jacobian(node, grad_outputs, grad_inputs, present_out, present_in)
+    finally:
+        calling_node.active = False
+    if reference is None:
+        return LocalResult(jac, check, why)
+    numeric, _ = _check(reference, grad_outputs, grad_inputs, present_out, present_in, output_size=output_size)
+    note = None
+    if not numeric.ok:
+        note = (
+            f"the backward disagrees with the forward: vjp differs from v·J by up to {numeric.max_error:.4g} "
+            "with J from central differences of the forward in float64"
+        )
+    return LocalResult(jac, numeric, note)
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The row-major index of flat position `flat` in a tensor of `shape` (() for a 0-d tensor)."""
+    index = []
+    for size in reversed(shape):
+        index.append(flat % size)
+        flat //= size
+    return tuple(reversed(index))
+
+
+def _row(result: Any, grad_inputs: tuple[torch.Tensor | None, ...], present_in: list[int]) -> torch.Tensor:
+    out = result if isinstance(result, tuple | list) else (result,)
+    parts = []
+    for e in present_in:
+        g = out[e] if e < len(out) else None
+        ref = grad_inputs[e]
+        assert ref is not None
+        if g is None:
+            parts.append(torch.zeros(ref.numel(), dtype=torch.float64))
+            continue
+        if g.shape != ref.shape:
+            # The engine sums a broadcast input's gradient down to the input's shape after the node runs
+            # (validate_outputs); a direct call returns it unreduced, so reduce it the same way.
+            g = g.sum_to_size(ref.shape)
+        parts.append(g.reshape(-1).double().cpu())
+    return torch.cat(parts)
+
+
+def _columns(matrix: torch.Tensor) -> int:
+    """How many elements v·J has: one per column of J."""
+    return int(matrix.shape[1]) if matrix.dim() == 2 else 0
+
+
+def _check(
+    matrix: torch.Tensor,
+    grad_outputs: tuple[torch.Tensor | None, ...],
+    grad_inputs: tuple[torch.Tensor | None, ...],
+    present_out: list[int],
+    present_in: list[int],
+    output_size: float | None = None,
+) -> tuple[Check, int]:
+    """Compare the vᵀJ the node actually sent with v times the J we computed, at the dtype's precision; also
+    how many elements could not be compared (J not finite there).
+
+    `output_size` (the forward's largest |output|) marks J as numeric: a looser tolerance, method 'numeric'."""
+    v = torch.cat([grad_outputs[k].reshape(-1).double().cpu() for k in present_out])  # type: ignore[union-attr]
+    sent = torch.cat([grad_inputs[e].reshape(-1).double().cpu() for e in present_in])  # type: ignore[union-attr]
+    expected = v @ matrix
+    # Inf in J times a zero in v is NaN: such entries say nothing about the size of a rounding error.
+    scale = float(torch.nan_to_num(v.abs() @ matrix.abs(), nan=0.0, posinf=0.0).max())
+    dtype = next(g.dtype for g in grad_inputs if g is not None)
+    if output_size is None:
+        tolerance = _tolerance_scale(dtype) * max(scale, 1.0)
+    else:
+        tolerance = numeric_tolerance(dtype, scale, float(v.abs().sum()), output_size)
+    diff = (expected - sent).abs()
+    # Equal non-finite entries (NaN in v gives NaN in both) are a NaN problem, not a wrong backward.
+    agree = (expected == sent) | (torch.isnan(expected) & torch.isnan(sent))
+    # A column of J holding Inf or NaN (sqrt'(0) = inf; 0/0 in a one-hot row) gives v·J no defined value
+    # there, so the element cannot be checked: leave it out unless both sides agree anyway.
+    unchecked = ~torch.isfinite(matrix).all(0) & ~agree
+    counted = torch.where(agree | unchecked, torch.zeros_like(diff), diff)
+    error = float(counted.max()) if counted.numel() else 0.0
+    ok = error <= tolerance  # False for NaN
+    method = "one-hot" if output_size is None else "numeric"
+    return Check(ok=ok, max_error=error, tolerance=tolerance, method=method), int(unchecked.sum())
