@@ -356,8 +356,8 @@ def test_a_module_view_still_too_large_says_to_go_shallower(enc: Recorded) -> No
 
 def test_step_frames_exist_for_the_full_graph_only(small: Recorded) -> None:
     with pytest.raises(DrawingOptionError, match="module view has no steps"):
-        tracer.render.draw.frames(small.trace, "dot", view="modules")
-    focused = tracer.render.draw.frames(small.trace, "dot", focus="model.2.bias")
+        tracer.render.frames.frames(small.trace, "dot", view="modules")
+    focused = tracer.render.frames.frames(small.trace, "dot", focus="model.2.bias")
     assert len(focused) == len(small.trace.steps)
     assert _declared(focused[0].decode()) - {"legend"} == {"seed0"} | {
         node_key(i) for i in resolve(small.trace, "model.2.bias").shown
