@@ -117,3 +117,19 @@ def test_named_parameters_lists_what_torch_lists_in_its_order() -> None:
     ):
         ours = [(name, id(param)) for name, param in named_parameters(module)]
         assert ours == [(name, id(param)) for name, param in module.named_parameters()], type(module).__name__
+
+
+def test_frames_anywhere_in_the_package_are_ours() -> None:
+    """The user's frame is the first outside every room of tracer/ (a pass started by the display or the gallery
+    is named after the user's variables, not after ours)."""
+    import os
+
+    from tracer.record.names import user_frame
+
+    package = os.path.dirname(os.path.abspath(tracer.__file__)) + os.sep
+    namespace: dict[str, object] = {"user_frame": user_frame, "__name__": "inside"}
+    for room in ("display", "gallery", "render"):
+        code = compile("found = user_frame()", os.path.join(package, room, "pretend.py"), "exec")
+        exec(code, namespace)  # a frame whose file is in tracer/ROOM/: skipped, this test's frame is found
+        assert namespace["found"] is not None
+        assert namespace["found"].f_code.co_filename == __file__  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 _OWN_DIRS = (
-    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # all of tracer/, not just record/
     os.path.dirname(os.path.abspath(torch.__file__)) + os.sep,
 )
 _SKIPPED_GLOBALS = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
