@@ -62,7 +62,7 @@ def _instrumented(clock: _Clock) -> Iterator[None]:
     run_recorded = recorder._run_recorded
 
     def remove(self: Any) -> None:
-        if self.native is not None and not self._collected:
+        if self.native is not None and self.hooks is not None and not self.hooks.collected:
             clock.add("hooks", self.native.hook_seconds())
         originals["remove"](self)
 

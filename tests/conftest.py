@@ -10,7 +10,7 @@ import pytest
 from torch.autograd.variable import Variable
 
 from tests.fuzzing import PROFILE, TALLY
-from tracer.record import pass_recorder, recorder
+from tracer.record import pass_hooks, pass_recorder, recorder
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -28,7 +28,7 @@ def hook_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     Counts the Python hooks, so the native ones are switched off here; test_native.py checks those."""
     monkeypatch.setattr(pass_recorder, "native_recorder", lambda: None)
     calls: list[str] = []
-    original = pass_recorder.PassRecorder._hook
+    original = pass_hooks.PythonHooks.hook
 
     def counting(self: Any, i: int) -> Any:
         post = original(self, i)
@@ -39,7 +39,7 @@ def hook_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
         return counted_post
 
-    monkeypatch.setattr(pass_recorder.PassRecorder, "_hook", counting)
+    monkeypatch.setattr(pass_hooks.PythonHooks, "hook", counting)
     yield calls
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model.textfmt import num, shape
-from ..record.jacobian import JacobianResult, _element_labels
+from ..record.jacobian import JacobianResult, element_labels
 from ..render.escape import page_text
 
 LIMIT = 24  # rows and columns shown; larger matrices show their top-left corner and their statistics
@@ -38,8 +38,8 @@ def jacobian_html(result: JacobianResult, limit: int = LIMIT) -> str:
 
 def _table(result: JacobianResult, limit: int) -> str:
     rows, cols = result.shape
-    row_labels = _element_labels(result.output_names, result.output_shapes)[:limit]
-    col_labels = _element_labels(result.input_names, result.input_shapes)[:limit]
+    row_labels = element_labels(result.output_names, result.output_shapes)[:limit]
+    col_labels = element_labels(result.input_names, result.input_shapes)[:limit]
     values = result.matrix[:limit, :limit].tolist()
     more_cols = cols > limit
     head = "".join(f'<th style="{_CELL}">{page_text(c)}</th>' for c in col_labels)

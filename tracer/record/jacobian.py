@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..model.records import Capture, Trace
+from ..model.records import JACOBIAN_LIMIT, MAX_VALUES, Capture, Trace
 from ..model.seam import upstairs
 from ..model.textfmt import num, shape
 from .names import NameBook, user_frame
@@ -134,7 +134,8 @@ def _offsets(shapes: Sequence[tuple[int, ...]]) -> list[int]:
     return out
 
 
-def _element_labels(names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> list[str]:
+def element_labels(names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> list[str]:
+    """One label per element, row-major: `x[0,1]` (or just `x` for a scalar), for a Jacobian's rows or columns."""
     labels = []
     for name, s in zip(names, shapes, strict=True):
         for flat in range(math.prod(s)):
@@ -152,8 +153,8 @@ def _matrix_text(result: JacobianResult, limit: int = 12) -> str:
         m = result.matrix.double()
         low, high = num(float(m.min())), num(float(m.max()))
         return f" matrix: {rows} × {cols}, ‖J‖_F = {num(float(m.norm()))}, entries in [{low}, {high}]"
-    row_labels = _element_labels(result.output_names, result.output_shapes)
-    col_labels = _element_labels(result.input_names, result.input_shapes)
+    row_labels = element_labels(result.output_names, result.output_shapes)
+    col_labels = element_labels(result.input_names, result.input_shapes)
     cells = [[num(float(v)) for v in row] for row in result.matrix.tolist()]
     left = max((len(r) for r in row_labels), default=0)
     widths = [max([len(c), *(len(r[j]) for r in cells)]) for j, c in enumerate(col_labels)]
@@ -173,8 +174,8 @@ def jacobian(
     retain_graph: bool | None = None,
     names: Sequence[str] | None = None,
     capture: Capture = "auto",
-    max_values: int = 64,
-    jacobian_limit: int = 64,
+    max_values: int = MAX_VALUES,
+    jacobian_limit: int = JACOBIAN_LIMIT,
 ) -> JacobianResult:
     """The Jacobian of `outputs` with respect to `inputs`, one backward pass per output element.
 

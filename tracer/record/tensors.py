@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.records import Capture, Stats, TensorInfo
+from ..model.records import MAX_VALUES, Capture, Stats, TensorInfo
 
 SAMPLE_SIZE = 1024  # elements read from a large tensor in the default capture
 # Read as SAMPLE_SIZE // SAMPLE_BLOCK evenly spaced runs of consecutive elements. Measured on 285 gradients of
@@ -68,7 +68,7 @@ class TensorTable:
     of the tensor; building Python records happens once, after the pass, in batches.
     """
 
-    def __init__(self, capture: Capture = "auto", max_values: int = 64) -> None:
+    def __init__(self, capture: Capture = "auto", max_values: int = MAX_VALUES) -> None:
         self.capture = capture
         self.max_values = max_values
         self._kind: list[int] = []
@@ -223,14 +223,16 @@ class TensorTable:
                 for handle, st in zip(handles, stats, strict=True):
                     shape, dtype, device, _ = meta[handle]
                     values = tuple(payloads[handle].reshape(-1).tolist())  # type: ignore[union-attr]
-                    infos[handle] = TensorInfo(shape, dtype, device, st, values)
+                    infos[handle] = TensorInfo(shape=shape, dtype=dtype, device=device, stats=st, values=values)
             else:
                 empty = () if kind == _EMPTY else None
                 kept = self._kept
                 for handle, st in zip(handles, stats, strict=True):
                     shape, dtype, device, _ = meta[handle]
                     array = _as_array(kept[handle]) if handle in kept else None
-                    infos[handle] = TensorInfo(shape, dtype, device, st, empty, array)
+                    infos[handle] = TensorInfo(
+                        shape=shape, dtype=dtype, device=device, stats=st, values=empty, array=array
+                    )
         self.__init__(self.capture, self.max_values)  # type: ignore[misc]  # release every tensor
         return infos  # type: ignore[return-value]
 
@@ -308,7 +310,7 @@ class TensorTable:
             tot = _snap(tot, n, lo, hi)
             if exact:
                 norm = rescaled[r] if r in rescaled else (math.sqrt(sq) if sq == sq else math.nan)
-                out.append(Stats(norm, lo, hi, tot / n, (n - nz) / n, nn, ni))
+                out.append(Stats(norm=norm, min=lo, max=hi, mean=tot / n, zeros=(n - nz) / n, nan=nn, inf=ni))
                 continue
             exact_norm = norms.get(h)
             if exact_norm is not None:
@@ -318,7 +320,19 @@ class TensorTable:
             else:
                 norm = math.sqrt(sq * self._meta[h][3] / n) if sq == sq else math.nan
                 nan_count, inf_count = nn, ni
-            out.append(Stats(norm, lo, hi, tot / n, (n - nz) / n, nan_count, inf_count, n, exact_norm is not None))
+            out.append(
+                Stats(
+                    norm=norm,
+                    min=lo,
+                    max=hi,
+                    mean=tot / n,
+                    zeros=(n - nz) / n,
+                    nan=nan_count,
+                    inf=inf_count,
+                    sampled=n,
+                    norm_exact=exact_norm is not None,
+                )
+            )
         return out
 
 
@@ -330,7 +344,7 @@ def _version(t: torch.Tensor) -> int:
         return -1
 
 
-def summarise(tensor: torch.Tensor | None, *, max_values: int = 64) -> TensorInfo | None:
+def summarise(tensor: torch.Tensor | None, *, max_values: int = MAX_VALUES) -> TensorInfo | None:
     """One tensor to TensorInfo right away, with exact statistics."""
     table = TensorTable("stats", max_values)
     handle = table.add(tensor, copy=True)
@@ -379,7 +393,7 @@ def _rescaled_norm(x: torch.Tensor) -> float:
 def _stats_from_row(row: list[float], numel: int) -> Stats:
     norm, mn, mx, total, nonzero, nan, inf = row
     total = _snap(total, numel, mn, mx)
-    return Stats(norm, mn, mx, total / numel, 1.0 - nonzero / numel, int(nan), int(inf))
+    return Stats(norm=norm, min=mn, max=mx, mean=total / numel, zeros=1.0 - nonzero / numel, nan=int(nan), inf=int(inf))
 
 
 def _as_array(t: torch.Tensor) -> np.ndarray[Any, Any]:
