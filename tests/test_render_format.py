@@ -56,7 +56,8 @@ def test_stats_text_marks_estimates_and_problems() -> None:
 
 
 def _info(values: tuple[float, ...], shape: tuple[int, ...]) -> TensorInfo:
-    return TensorInfo(shape, "float32", values=values, stats=Stats(1.0, 0, 1, 0.5, 0, 0, 0))
+    stats = Stats(norm=1.0, min=0, max=1, mean=0.5, zeros=0, nan=0, inf=0)
+    return TensorInfo(shape=shape, dtype="float32", values=values, stats=stats)
 
 
 def test_grids_and_nesting() -> None:

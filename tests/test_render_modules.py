@@ -368,13 +368,23 @@ def test_step_frames_exist_for_the_full_graph_only(small: Recorded) -> None:
 
 
 def _info(values: list[float] | None, norm: float, sampled: bool = False) -> TensorInfo:
-    stats = Stats(norm, 0.0, 0.0, 0.0, 0.0, 0, 0, sampled=8 if sampled else None, norm_exact=not sampled)
-    return TensorInfo((2,), "float32", stats=stats, values=None if values is None else tuple(values))
+    stats = Stats(
+        norm=norm,
+        min=0.0,
+        max=0.0,
+        mean=0.0,
+        zeros=0.0,
+        nan=0,
+        inf=0,
+        sampled=8 if sampled else None,
+        norm_exact=not sampled,
+    )
+    return TensorInfo(shape=(2,), dtype="float32", stats=stats, values=None if values is None else tuple(values))
 
 
 def test_slot_norms_use_the_received_sum_exact_sums_or_a_marked_bound() -> None:
     received = _info([4.0, 0.0], 4.0)
-    step = Step(1, "AddBackward0", "add", True, v=(received,))
+    step = Step(id=1, name="AddBackward0", op="add", executed=True, v=(received,))
     a, b = _info([3.0, 0.0], 3.0), _info([1.0, 0.0], 1.0)
     assert slot_norm(step, 0, [a, b], 2) == FlowNorm(4.0, 2)  # every part crosses: the node's v is their sum
     assert slot_norm(step, 0, [a, b], 3).norm == 4.0  # some parts: summed from their values

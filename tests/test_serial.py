@@ -12,6 +12,7 @@ import torch
 import tracer
 from tests.cases import CASES
 from tracer import TraceFormatError
+from tracer.model.records import NoteKind
 
 
 @pytest.mark.parametrize("case", CASES[::4], ids=[c.id for c in CASES[::4]])
@@ -62,6 +63,7 @@ def _valid() -> dict:
         (lambda d: d["trace"]["seeds"][0]["v"].update(values=[1.0, 2.0]), "2 values for shape []"),
         (lambda d: d["trace"]["seeds"][0]["v"].update(shape=[-1]), "dimensions cannot be negative"),
         (lambda d: d["trace"]["nodes"][0].update(executed="yes"), "expected true or false"),
+        (lambda d: d["trace"]["nodes"][0].update(note_kind="oops"), "expected one of ['raised', 'compiled',"),
     ],
 )
 def test_malformed_traces_name_the_problem(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -105,3 +107,34 @@ def test_huge_numbers_load_as_numbers() -> None:
     back = tracer.load(json.dumps(document))
     assert back.seeds[0].v is not None and back.seeds[0].v.stats is not None
     assert math.isclose(back.seeds[0].v.stats.norm, 1e308)
+
+
+@pytest.mark.parametrize(
+    ("note", "kind"),
+    [
+        ("raised RuntimeError: boom", NoteKind.RAISED),
+        ("torch.compile runs the backward of this compiled region as one function: ...", NoteKind.COMPILED),
+        ("no Jacobian: calling MulBackward0 again raised RuntimeError: freed", NoteKind.NO_JACOBIAN),
+        ("vᵀJ not checked: every column of J holds Inf or NaN", NoteKind.UNCHECKED),
+        ("vᵀJ checked without 1 element(s) where J holds Inf or NaN (e.g. sqrt'(0))", NoteKind.UNCHECKED),
+        ("no independent reference: the forward takes non-tensor arguments", NoteKind.NO_REFERENCE),
+        ("the backward disagrees with the forward: vjp differs from v·J by up to 2", NoteKind.DISAGREES),
+        ("something a later gradtrace says", None),
+    ],
+)
+def test_a_file_from_before_note_kinds_gets_them_from_the_wording(note: str, kind: NoteKind | None) -> None:
+    document = _valid()
+    for node in document["trace"]["nodes"]:
+        del node["note_kind"]  # files written before the field existed
+    document["trace"]["nodes"][0]["note"] = note
+    back = tracer.load(json.dumps(document))
+    assert back.nodes[0].note == note and back.nodes[0].note_kind is kind
+    assert all(n.note_kind is None for n in back.nodes[1:])
+
+
+def test_note_kinds_round_trip() -> None:
+    document = _valid()
+    document["trace"]["nodes"][0].update(note="anything at all", note_kind="no-reference")
+    back = tracer.load(json.dumps(document))
+    assert back.nodes[0].note_kind is NoteKind.NO_REFERENCE  # the kind written wins over the wording
+    assert json.loads(back.to_json())["trace"]["nodes"][0]["note_kind"] == "no-reference"

@@ -169,11 +169,5 @@ def _error(computed: float, recorded: float) -> float:
     return abs(computed - recorded)
 
 
-def _max(errors: list[float]) -> float:
-    if any(math.isnan(e) for e in errors):
-        return math.nan
-    return max(errors, default=0.0)
-
-
 def _with(point: AccumulationPoint, **changes: object) -> AccumulationPoint:
     return replace(point, **changes)  # type: ignore[arg-type]

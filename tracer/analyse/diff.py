@@ -10,6 +10,7 @@ import numpy as np
 from ..model.errors import GradtraceError
 from ..model.records import TensorInfo, Trace
 from ..model.textfmt import num, table, tensor
+from .naming import seed_ref, step_label
 
 
 class GraphMismatch(GradtraceError, ValueError):
@@ -103,10 +104,10 @@ def diff(a: Trace, b: Trace, *, rtol: float = 1e-6, atol: float = 0.0) -> TraceD
             changes.append(Change(where, x, y, max_abs, estimated, node, leaf))
 
     for sa, sb in zip(a.seeds, b.seeds, strict=True):
-        compare(f"seed {sa.name or sa.index}", sa.v, sb.v, sa.target, None)
+        compare(seed_ref(sa), sa.v, sb.v, sa.target, None)
     checks = []
     for na, nb in zip(a.nodes, b.nodes, strict=True):
-        label = f"{'step' if na.executed else 'node'} {na.id} {na.name}"
+        label = step_label(na)
         for k in range(max(len(na.v), len(nb.v))):
             compare(f"{label} v[{k}]", _at(na.v, k), _at(nb.v, k), na.id, None)
         for k in range(max(len(na.vjp), len(nb.vjp))):

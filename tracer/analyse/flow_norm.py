@@ -39,9 +39,6 @@ class FlowNorm:
         return self.norm is None or math.isfinite(self.norm)
 
 
-NONE = FlowNorm(None)
-
-
 def info_norm(info: TensorInfo | None) -> float | None:
     """A recorded tensor's norm; 0 for an empty tensor (which has no statistics)."""
     if info is None:

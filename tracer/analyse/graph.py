@@ -6,12 +6,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from ..model.records import Leaf, Seed, TensorInfo, Trace
-
-
-def seed_label(seed: Seed) -> str:
-    """What to call a seed's output: its variable name, else 'output<k>'."""
-    return seed.name or f"output{seed.index}"
+from ..model.records import Leaf, TensorInfo, Trace
+from .naming import seed_label, step_label
 
 
 def node_key(node_id: int) -> str:
@@ -95,7 +91,10 @@ def build_graph(trace: Trace) -> nx.DiGraph:
 
 @dataclass(frozen=True)
 class Inflow:
-    """One gradient arriving at a node's forward-output slot: from a seed, or along another node's next edge."""
+    """One gradient arriving at a node's forward-output slot: from a seed, or along another node's next edge.
+
+    The one record of "what enters a slot": accumulation points, health, the module view and the drawings all
+    read inflows(); each words the sender its own way (see naming.py)."""
 
     grad: TensorInfo | None
     seed: int | None = None  # seed index, when the gradient is a seed
@@ -107,9 +106,7 @@ class Inflow:
         if self.seed is not None:
             return f"seed {seed_label(trace.seeds[self.seed])}"
         assert self.source is not None
-        node = trace.node(self.source)
-        where = f"step {node.id}" if node.executed else f"node {node.id}"
-        return f"{where} {node.name}, edge {self.edge}"
+        return f"{step_label(trace.node(self.source))}, edge {self.edge}"
 
 
 Slot = tuple[int, int]  # (node id, forward output index)

@@ -24,11 +24,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ..model.records import Stats, TensorInfo, Trace
+from ..model.records import NoteKind, Stats, TensorInfo, Trace
 from ..model.seam import upstairs
 from ..model.textfmt import num, plural
-from ..record.numeric_reference import NO_REFERENCE
-from .graph import inflows, seed_label
+from .graph import inflows
+from .naming import seed_label, step_label
 from .structure import cut_edges
 
 Severity = Literal["error", "warning", "info"]
@@ -168,8 +168,7 @@ def _mark(estimated: bool) -> str:
 
 
 def _label(trace: Trace, node_id: int) -> str:
-    n = trace.node(node_id)
-    return f"{'step' if n.executed else 'node'} {n.id} {n.name}"
+    return step_label(trace.node(node_id))
 
 
 def _seed_flags(trace: Trace) -> list[Flag]:
@@ -198,7 +197,7 @@ def _check_flags(trace: Trace) -> list[Flag]:
                     value=n.check.max_error,
                 )
             )
-        elif n.note is not None and n.note.startswith(NO_REFERENCE):
+        elif n.note_kind is NoteKind.NO_REFERENCE:
             flags.append(
                 Flag("unverified", "info", f"{_label(trace, n.id)}: {n.note}; checked only against itself", node=n.id)
             )

@@ -14,14 +14,15 @@ Everything here is linear in the size of the trace.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from ..model.records import Leaf, Shape, Step, TensorInfo, Trace
+from ..model.records import Leaf, Shape, TensorInfo, Trace
 from .flow_norm import FlowNorm, combine, info_norm, slot_norm
 from .focus import Focus
-from .graph import node_key, seed_key
+from .graph import Inflow, Slot, inflows, node_key, seed_key
 from .module_tree import ModuleTree, Run, natural_key
+from .naming import seed_ref, step_label, step_ref
 
 OWN_OPS_INLINE = 8  # an opened module's own operations are drawn one by one up to this many (else one box)
 FlowKind = Literal["grad", "none", "pending"]
@@ -146,20 +147,12 @@ class ModuleView:
 
 
 class _Trace:
-    """Lookups over the whole trace, made once: who sends what into each slot, nodes by module."""
+    """Lookups over the whole trace, made once: what enters each slot, nodes by module, leaves by node."""
 
     def __init__(self, trace: Trace, tree: ModuleTree) -> None:
         self.trace = trace
         self.tree = tree
-        self.by_id = {n.id: n for n in trace.nodes}
-        self.incoming: dict[tuple[int, int], list[tuple[int | None, str, TensorInfo | None]]] = {}
-        for s in trace.seeds:
-            if s.target is not None:
-                sender = f"seed {s.name or s.index}"
-                self.incoming.setdefault((s.target, s.input_nr), []).append((None, sender, s.v))
-        for n, _, e, grad in trace.edges():
-            if e.target is not None:
-                self.incoming.setdefault((e.target, e.input_nr), []).append((n.id, _ref(n), grad))
+        self.incoming: dict[Slot, list[Inflow]] = inflows(trace)
         self.slots: dict[int, list[int]] = {}
         for node, slot in self.incoming:
             self.slots.setdefault(node, []).append(slot)
@@ -180,9 +173,50 @@ class _Trace:
             out.extend(self.by_module.get(p, ()))
         return sorted(out)
 
+    def sender(self, inflow: Inflow) -> str:
+        """Who sent a gradient, as a boundary's tooltip lists it: 'seed y' (or 'seed 0'), 'step 12', 'node 7'."""
+        if inflow.seed is not None:
+            return seed_ref(self.trace.seeds[inflow.seed])
+        assert inflow.source is not None
+        return step_ref(self.trace.node(inflow.source))
 
-def _ref(n: Step) -> str:
-    return f"step {n.id}" if n.executed else f"node {n.id}"
+
+class _Collapse:
+    """Which module's box holds the nodes of a module: its first ancestor at the depth, unless that one is opened."""
+
+    def __init__(self, tree: ModuleTree, level: int, opened: set[str]) -> None:
+        self.tree = tree
+        self.level = level
+        self.opened = opened
+        self.cache: dict[str, str] = {}
+
+    def __call__(self, module: str) -> str:
+        key = self.cache.get(module)
+        if key is None:
+            key = self.cache[module] = self._holder(module)
+        return key
+
+    def _holder(self, module: str) -> str:
+        tree = self.tree
+        return next((c for c in tree.chain(module) if tree.depth(c) >= self.level and c not in self.opened), module)
+
+
+@dataclass
+class _Layout:
+    """What is drawn where, filled in by the steps of build()."""
+
+    nodes: list[int]  # node ids drawn one by one (untagged, or own operations of an opened module)
+    boxes: dict[str, Box] = field(default_factory=dict)  # by module path
+    runs: list[RunBox] = field(default_factory=list)
+    holder: dict[int, str] = field(default_factory=dict)  # node id -> DOT id of the box or run drawing it
+    home: dict[str, str | None] = field(default_factory=dict)  # DOT id -> module whose cluster holds it
+
+    def items(self) -> dict[int, str]:
+        """Every drawn node id -> the DOT id of what draws it: its box or run, or the node itself."""
+        item = dict(self.holder)
+        for i in self.nodes:
+            item[i] = node_key(i)
+        return item
 
 
 def build(
@@ -198,94 +232,83 @@ def build(
     data = _Trace(trace, tree)
     level = tree.default_depth() if depth is None else depth
     target = focus.module if focus is not None else None  # opened, with every module around it
-    opened = set(tree.chain(target)) if target is not None else set()
     shown = focus.shown if focus is not None else None
+    collapse = _Collapse(tree, level, set(tree.chain(target)) if target is not None else set())
+    groups, untagged = _group(trace, shown, collapse)
+    layout = _place(data, groups, untagged, target)
+    attached = _attach_unreached(data, layout.boxes, collapse) if shown is None else set()
+    if repeats == "compact":
+        _compact_runs(data, layout)
+    seeds = tuple(s.index for s in trace.seeds if shown is None or s.target in shown)
+    unreached = tuple(
+        leaf for leaf in trace.leaves.values() if shown is None and leaf.node is None and leaf.name not in attached
+    )
+    clusters = _clusters(tree, layout.home, focus)
+    kept = {m for m, _ in clusters}
+    return ModuleView(
+        depth=min(level, tree.deepest),
+        deepest=tree.deepest,
+        boxes=tuple(sorted(layout.boxes.values(), key=lambda b: b.order)),
+        runs=tuple(sorted(layout.runs, key=lambda r: r.order)),
+        nodes=tuple(sorted(layout.nodes)),
+        seeds=seeds,
+        unreached=unreached,
+        flows=_flows(data, layout.items(), seeds),
+        clusters=clusters,
+        home={key: _innermost(tree, module, kept) for key, module in layout.home.items()},
+        focus=focus,
+        classes=tree.classes,
+    )
 
-    collapsed: dict[str, str] = {}
 
-    def collapse(module: str) -> str:
-        key = collapsed.get(module)
-        if key is None:
-            key = module
-            for c in tree.chain(module):
-                if tree.depth(c) >= level and c not in opened:
-                    key = c
-                    break
-            collapsed[module] = key
-        return key
-
+def _group(trace: Trace, shown: frozenset[int] | None, collapse: _Collapse) -> tuple[dict[str, list[int]], list[int]]:
+    """The drawn nodes by the module whose box holds them, and the untagged ones (the loss), in id order."""
     groups: dict[str, list[int]] = {}
-    ordinary: list[int] = []
+    untagged: list[int] = []
     for n in trace.nodes:
         if shown is not None and n.id not in shown:
             continue
         if n.module is None:
-            ordinary.append(n.id)
+            untagged.append(n.id)
         else:
             groups.setdefault(collapse(n.module), []).append(n.id)
-    containers = {a for k in groups for a in tree.chain(k)[:-1]}
-    home: dict[str, str | None] = {}
-    for i in ordinary:
-        home[node_key(i)] = None
+    return groups, untagged
 
-    boxes: dict[str, Box] = {}
-    box_of: dict[int, str] = {}
+
+def _place(data: _Trace, groups: dict[str, list[int]], untagged: list[int], target: str | None) -> _Layout:
+    """A box per group, except the own operations of an opened module: those are drawn one by one inside its
+    cluster (when the module is the focused one, or they are few)."""
+    tree = data.tree
+    layout = _Layout(nodes=list(untagged), home=dict.fromkeys(map(node_key, untagged)))
+    containers = {a for k in groups for a in tree.chain(k)[:-1]}
     for path in sorted(groups, key=natural_key):
         ids = groups[path]
         focused = path == target
         own = path in containers or focused
         if own and (focused or len(ids) <= OWN_OPS_INLINE):
-            ordinary.extend(ids)
-            for i in ids:
-                home[node_key(i)] = path
+            layout.nodes.extend(ids)
+            layout.home.update(dict.fromkeys(map(node_key, ids), path))
             continue
-        box = _box(data, f"m{len(boxes) + 1}", path, own, ids)
-        boxes[path] = box
-        for i in ids:
-            box_of[i] = box.key
-        home[box.key] = path if own else tree.parent(path)
-    attached = _attach_unreached(data, boxes, collapse) if shown is None else set()
+        box = _box(data, f"m{len(layout.boxes) + 1}", path, own, ids)
+        layout.boxes[path] = box
+        layout.holder.update(dict.fromkeys(ids, box.key))
+        layout.home[box.key] = path if own else tree.parent(path)
+    return layout
 
-    runs: list[RunBox] = []
-    if repeats == "compact":
-        closed = [p for p, b in boxes.items() if not b.own]
-        for run in tree.runs(closed):
-            blocks = [boxes.pop(p) for p in run.paths]
-            key = f"r{len(runs) + 1}"
-            runs.append(_run_box(data, key, run, blocks))
-            for b in blocks:
-                for i in b.members:
-                    if box_of.get(i) == b.key:
-                        box_of[i] = key
-                del home[b.key]
-            home[key] = run.parent
-    item = dict(box_of)
-    for i in ordinary:
-        item[i] = node_key(i)
 
-    seeds = tuple(s.index for s in trace.seeds if shown is None or s.target in shown)
-    flows = _flows(data, item, seeds)
-    unreached = tuple(
-        leaf for leaf in trace.leaves.values() if shown is None and leaf.node is None and leaf.name not in attached
-    )
-    clusters = _clusters(tree, home, focus)
-    kept = {m for m, _ in clusters}
-    placed = {key: _innermost(tree, module, kept) for key, module in home.items()}
-    ordered_boxes = tuple(sorted(boxes.values(), key=lambda b: b.order))
-    return ModuleView(
-        depth=min(level, tree.deepest),
-        deepest=tree.deepest,
-        boxes=ordered_boxes,
-        runs=tuple(sorted(runs, key=lambda r: r.order)),
-        nodes=tuple(sorted(ordinary)),
-        seeds=seeds,
-        unreached=unreached,
-        flows=flows,
-        clusters=clusters,
-        home=placed,
-        focus=focus,
-        classes=tree.classes,
-    )
+def _compact_runs(data: _Trace, layout: _Layout) -> None:
+    """Numbered sibling boxes of one class (a transformer's layers) become one run box, a row per block."""
+    closed = [p for p, b in layout.boxes.items() if not b.own]
+    for run in data.tree.runs(closed):
+        blocks = [layout.boxes.pop(p) for p in run.paths]
+        key = f"r{len(layout.runs) + 1}"
+        layout.runs.append(_run_box(data, key, run, blocks))
+        for b in blocks:
+            for i in b.members:
+                if layout.holder.get(i) == b.key:
+                    layout.holder[i] = key
+            del layout.home[b.key]
+        layout.home[key] = run.parent
 
 
 def _box(data: _Trace, key: str, path: str, own: bool, shown: list[int]) -> Box:
@@ -298,7 +321,7 @@ def _box(data: _Trace, key: str, path: str, own: bool, shown: list[int]) -> Box:
         for leaf in data.leaves_at.get(i, ()):
             params.append(ParamGrad(leaf.name, leaf.kind, leaf.shape, info_norm(leaf.grad), leaf.reason))
     params.sort(key=lambda p: natural_key(p.name))
-    nodes = [data.by_id[i] for i in members]
+    nodes = [data.trace.node(i) for i in members]
     tree = data.tree
     return Box(
         key=key,
@@ -330,7 +353,7 @@ def _entering(data: _Trace, inside: set[int]) -> tuple[FlowNorm, tuple[Crossing,
     for t in sorted(inside):
         for slot in sorted(data.slots.get(t, ())):
             parts = data.incoming[(t, slot)]
-            outside = [p for p in parts if p[0] is None or p[0] not in inside]
+            outside = [p for p in parts if p.source is None or p.source not in inside]
             if outside:
                 crossings.append(_crossing(data, t, slot, outside, len(parts)))
     return combine(c.norm for c in crossings), tuple(crossings)
@@ -338,26 +361,24 @@ def _entering(data: _Trace, inside: set[int]) -> tuple[FlowNorm, tuple[Crossing,
 
 def _leaving(data: _Trace, inside: set[int]) -> tuple[FlowNorm, tuple[Crossing, ...]]:
     """What the module's nodes sent to nodes outside it, per receiving slot."""
-    out: dict[tuple[int, int], list[tuple[int | None, str, TensorInfo | None]]] = {}
+    out: dict[Slot, list[Inflow]] = {}
     for u in sorted(inside):
-        n = data.by_id[u]
+        n = data.trace.node(u)
         for k, e in enumerate(n.edges):
             if e.target is not None and e.target not in inside:
                 grad = n.vjp[k] if k < len(n.vjp) else None
-                out.setdefault((e.target, e.input_nr), []).append((u, _ref(n), grad))
+                out.setdefault((e.target, e.input_nr), []).append(Inflow(grad, source=u, edge=k))
     crossings = [
         _crossing(data, t, slot, parts, len(data.incoming[(t, slot)])) for (t, slot), parts in sorted(out.items())
     ]
     return combine(c.norm for c in crossings), tuple(crossings)
 
 
-def _crossing(
-    data: _Trace, target: int, slot: int, parts: list[tuple[int | None, str, TensorInfo | None]], all_parts: int
-) -> Crossing:
-    grads = [g for _, _, g in parts]
+def _crossing(data: _Trace, target: int, slot: int, parts: list[Inflow], all_parts: int) -> Crossing:
+    grads = [p.grad for p in parts]
     shape = next((g.shape for g in grads if g is not None), None)
-    norm = slot_norm(data.by_id[target], slot, grads, all_parts)
-    return Crossing(target, slot, tuple(who for _, who, _ in parts), norm, shape)
+    norm = slot_norm(data.trace.node(target), slot, grads, all_parts)
+    return Crossing(target, slot, tuple(data.sender(p) for p in parts), norm, shape)
 
 
 def _run_box(data: _Trace, key: str, run: Run, blocks: list[Box]) -> RunBox:
@@ -418,13 +439,13 @@ def _flows(data: _Trace, item: dict[int, str], seeds: tuple[int, ...]) -> tuple[
                 continue
             grad = n.vjp[k] if k < len(n.vjp) else None
             pair = (source, target)
-            label = f"{_ref(n)} {n.name} → {_ref(data.by_id[e.target])} {data.by_id[e.target].name}"
+            label = f"{step_label(n)} → {step_label(data.trace.node(e.target))}"
             pairs.setdefault(pair, {}).setdefault((e.target, e.input_nr), []).append((label, grad))
             ran[pair] = ran.get(pair, False) or n.executed
     flows = []
     for number, ((source, target), slots) in enumerate(pairs.items(), start=1):
         norms = [
-            slot_norm(data.by_id[t], s, [g for _, g in parts], len(data.incoming[(t, s)]))
+            slot_norm(data.trace.node(t), s, [g for _, g in parts], len(data.incoming[(t, s)]))
             for (t, s), parts in sorted(slots.items())
         ]
         everything = [p for parts in slots.values() for p in parts]

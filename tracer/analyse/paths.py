@@ -17,7 +17,7 @@ import torch
 from ..model.errors import GradtraceError
 from ..model.records import Leaf, Step, Trace
 from ..model.textfmt import num, table
-from .graph import seed_label
+from .naming import seed_label
 
 DEFAULT_MAX_PATHS = 1000
 
@@ -138,13 +138,12 @@ def _entry_count(counts: dict[int, int], node: int, slot: int, target: Leaf) -> 
 def _counts(trace: Trace, goal: tuple[int, int]) -> dict[int, int]:
     """Paths from any slot of each node to `goal` (the node's own slot does not matter once inside it)."""
     counts: dict[int, int] = {}
-    by_id = {n.id: n for n in trace.nodes}
     for node_id in _reverse_topological(trace):
         if node_id == goal[0]:
             counts[node_id] = 0  # a path ends at the goal; it does not run on through it
             continue
         total = 0
-        for e in by_id[node_id].edges:
+        for e in trace.node(node_id).edges:
             if e.target is None:
                 continue
             total += 1 if (e.target, e.input_nr) == goal else counts.get(e.target, 0)
@@ -190,7 +189,6 @@ def paths(trace: Trace, leaf: str | Leaf, *, max_paths: int = DEFAULT_MAX_PATHS)
         )
     goal = (target.node, target.input_nr)
     counts = _counts(trace, goal)
-    by_id = {n.id: n for n in trace.nodes}
     found: list[GradPath] = []
     for s in trace.seeds:
         if s.target is None or _entry_count(counts, s.target, s.input_nr, target) == 0:
@@ -203,7 +201,7 @@ def paths(trace: Trace, leaf: str | Leaf, *, max_paths: int = DEFAULT_MAX_PATHS)
                 found.append(GradPath(s.index, (*prefix, Hop(node_id, slot, None))))
                 continue
             branches = []
-            for k, e in enumerate(by_id[node_id].edges):
+            for k, e in enumerate(trace.node(node_id).edges):
                 if e.target is None:
                     continue
                 if (e.target, e.input_nr) == goal or counts.get(e.target, 0) > 0:

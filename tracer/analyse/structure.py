@@ -10,7 +10,8 @@ import networkx as nx
 
 from ..model.records import Trace
 from ..model.textfmt import plural
-from .graph import backward_nodes, seed_key, seed_label, topological_ids
+from .graph import backward_nodes, seed_key, topological_ids
+from .naming import seed_label
 
 CutKind = Literal["constant", "none"]
 

@@ -14,8 +14,8 @@ from ..model.records import Leaf, Seed, TensorInfo, Trace
 from ..model.serial import to_plain
 from ..model.textfmt import num, plural, shape, table, tensor
 from .accumulation import AccumulationPoint, accumulation_points
-from .graph import seed_label
 from .health import Health, health
+from .naming import seed_label
 from .structure import Structure, structure
 
 SUMMARY_VERSION = 1

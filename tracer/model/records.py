@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,9 +24,11 @@ PassKind = Literal["backward", "grad"]
 LeafKind = Literal["leaf", "retained", "input"]
 
 CAPTURES: tuple[str, ...] = ("auto", "stats", "full")
+MAX_VALUES = 64  # the values of gradients with at most this many elements are kept (capture="auto")
+JACOBIAN_LIMIT = 64  # a node's local Jacobian is recorded when both its sides have at most this many elements
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Stats:
     """Summary statistics of a tensor, exact or estimated from `sampled` evenly spaced elements.
 
@@ -53,7 +56,7 @@ class Stats:
         return self.nan == 0 and self.inf == 0 and math.isfinite(self.norm)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TensorInfo:
     """A recorded tensor: shape, dtype, device, statistics, and its values when small (or capture="full")."""
 
@@ -107,7 +110,7 @@ def _nest(flat: list[Scalar], shape: Shape) -> Any:
     return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Edge:
     """One next edge of a node: where its vᵀJ goes. `target=None`: that forward input needs no gradient."""
 
@@ -115,7 +118,7 @@ class Edge:
     input_nr: int = 0  # which forward output of the target node this gradient belongs to
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Jacobian:
     """A node's local Jacobian: rows follow its forward outputs (flattened), columns its next edges."""
 
@@ -128,7 +131,7 @@ class Jacobian:
         return len(self.matrix), (len(self.matrix[0]) if self.matrix else 0)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Check:
     """Whether the vᵀJ a node sent equals v times its Jacobian (a wrong custom backward shows up here)."""
 
@@ -138,7 +141,18 @@ class Check:
     method: str = "one-hot"  # how J was obtained: 'one-hot' calls of the node, or 'numeric' from the forward
 
 
-@dataclass(frozen=True, slots=True)
+class NoteKind(Enum):
+    """What a Step's note is about, so that readers test the kind, never the wording of the text."""
+
+    RAISED = "raised"  # the node raised: the pass stopped there ('raised RuntimeError: ...')
+    COMPILED = "compiled"  # a torch.compile region: its steps are hidden and its Jacobian is not computed
+    NO_JACOBIAN = "no-jacobian"  # the local Jacobian could not be computed (not real, torch-internal, raised)
+    UNCHECKED = "unchecked"  # J holds Inf or NaN: vᵀJ = v·J was checked without those elements, or not at all
+    NO_REFERENCE = "no-reference"  # a custom Function whose forward could not give an independent J
+    DISAGREES = "disagrees"  # a custom Function whose backward disagrees with J from its forward
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
     """One backward node: executed (a step, numbered by execution order) or reached but not executed."""
 
@@ -155,6 +169,7 @@ class Step:
     module: str | None = None  # nn.Module path whose forward created this node, when known
     leaf: str | None = None  # AccumulateGrad: the name of the leaf it accumulates into
     note: str | None = None  # why something is missing (e.g. the Jacobian could not be computed)
+    note_kind: NoteKind | None = None  # what the note is about; None without a note (or an old file's unknown one)
 
     @property
     def step(self) -> int | None:
@@ -162,7 +177,7 @@ class Step:
         return self.id if self.executed else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Seed:
     """The seed v of one output: what torch.autograd.backward actually used for it."""
 
@@ -175,8 +190,13 @@ class Seed:
     input_nr: int = 0
     implicit: bool | None = None  # True: gradient=None and torch made ones; None: not known
 
+    @property
+    def output_name(self) -> str:
+        """The variable holding the output, else 'output' (other spellings: tracer/analyse/naming.py)."""
+        return self.name or "output"
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Leaf:
     """A tensor whose gradient the pass delivers: a leaf's .grad, a retain_grad() tensor, or a grad() input."""
 
@@ -193,7 +213,7 @@ class Leaf:
     value: TensorInfo | None = None  # the leaf's own values (x in y = x**2) when small; read before the pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Options:
     """How the pass was run and recorded."""
 
@@ -201,11 +221,11 @@ class Options:
     create_graph: bool = False
     inputs: tuple[str, ...] | None = None
     capture: Capture = "auto"
-    max_values: int = 64
-    jacobian_limit: int = 64
+    max_values: int = MAX_VALUES
+    jacobian_limit: int = JACOBIAN_LIMIT
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Trace:
     """One recorded backward pass: seeds, every node with its v and vᵀJ, and the leaves' gradients."""
 
@@ -235,10 +255,15 @@ class Trace:
         return [n for n in self.nodes if not n.executed]
 
     def node(self, node_id: int) -> Step:
-        for n in self.nodes:
-            if n.id == node_id:
-                return n
-        raise KeyError(f"no node {node_id} in this trace (ids are 1..{len(self.nodes)})")
+        """The node with this id: a lookup, not a search (thousands of nodes are looked up while drawing)."""
+        try:
+            return self._nodes_by_id[node_id]
+        except KeyError:
+            raise KeyError(f"no node {node_id} in this trace (ids are 1..{len(self.nodes)})") from None
+
+    @cached_property
+    def _nodes_by_id(self) -> dict[int, Step]:
+        return {n.id: n for n in self.nodes}
 
     def edges(self) -> Iterator[tuple[Step, int, Edge, TensorInfo | None]]:
         """Every next edge as (source node, edge index, edge, gradient sent along it)."""
@@ -272,7 +297,7 @@ class Trace:
         return upstairs().summary(self)
 
     def __repr__(self) -> str:
-        seeds = ", ".join(f"{s.name or 'output'}{list(s.shape)}" for s in self.seeds)
+        seeds = ", ".join(f"{s.output_name}{list(s.shape)}" for s in self.seeds)
         state = ("" if self.rank is None else f", rank {self.rank}") + ("" if self.complete else ", incomplete")
         return (
             f"<Trace #{self.index} {self.kind} of {seeds}: {len(self.steps)} steps, {len(self.leaves)} leaves{state}>"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import enum
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import numpy as np
 
 from .errors import TraceFormatError
-from .records import NDArray, Trace
+from .records import NDArray, NoteKind, Step, Trace
 
 FORMAT = "gradtrace.trace"
 VERSION = 1
@@ -32,6 +33,8 @@ MAX_INT = 2**63 - 1  # the largest id, dimension or count a trace can hold (torc
 
 def to_plain(obj: Any) -> Any:
     """Dataclasses, tuples and mappings to JSON-ready dicts, lists and numbers."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
     if isinstance(obj, np.ndarray):
         # Full captures hold millions of values: raw little-endian bytes, base64, not a list of numbers.
         data = np.ascontiguousarray(obj, dtype=obj.dtype.newbyteorder("<"))
@@ -78,8 +81,36 @@ def loads(text: str | bytes) -> Trace:
     if set(document) - {"format", "version", "trace"}:
         raise TraceFormatError(f"unknown top-level keys: {sorted(set(document) - {'format', 'version', 'trace'})}")
     trace: Trace = from_plain(Trace, document.get("trace"), "trace")
+    trace = _with_note_kinds(trace)
     validate(trace)
     return trace
+
+
+# The wording of each kind of note before Step.note_kind was written (files of that time): frozen, as those
+# files are. A note none of them starts keeps note_kind None.
+_OLD_NOTE_PREFIXES: tuple[tuple[str, NoteKind], ...] = (
+    ("raised ", NoteKind.RAISED),
+    ("torch.compile runs the backward of this compiled region", NoteKind.COMPILED),
+    ("no Jacobian: ", NoteKind.NO_JACOBIAN),
+    ("vᵀJ not checked: ", NoteKind.UNCHECKED),
+    ("vᵀJ checked without ", NoteKind.UNCHECKED),
+    ("no independent reference", NoteKind.NO_REFERENCE),
+    ("the backward disagrees with the forward", NoteKind.DISAGREES),
+)
+
+
+def _with_note_kinds(trace: Trace) -> Trace:
+    """A file written before note_kind existed: each note's kind, read once from its wording."""
+    if not any(n.note is not None and n.note_kind is None for n in trace.nodes):
+        return trace
+    return dataclasses.replace(trace, nodes=tuple(_with_note_kind(n) for n in trace.nodes))
+
+
+def _with_note_kind(step: Step) -> Step:
+    if step.note is None or step.note_kind is not None:
+        return step
+    kind = next((k for prefix, k in _OLD_NOTE_PREFIXES if step.note.startswith(prefix)), None)
+    return step if kind is None else dataclasses.replace(step, note_kind=kind)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -184,6 +215,11 @@ def from_plain(tp: Any, data: Any, path: str) -> Any:
         if not isinstance(data, dict):
             raise _wrong(path, "an object", data)
         return types.MappingProxyType({str(k): from_plain(value_tp, v, f"{path}[{k!r}]") for k, v in data.items()})
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        allowed = [member.value for member in tp]
+        if not isinstance(data, str) or data not in allowed:
+            raise _wrong(path, f"one of {allowed}", data)
+        return tp(data)
     if origin is Literal:
         if data not in get_args(tp) or isinstance(data, bool) != any(isinstance(a, bool) for a in get_args(tp)):
             raise TraceFormatError(f"{path}: expected one of {list(get_args(tp))}, found {data!r}")
@@ -294,7 +330,6 @@ def validate(trace: Trace) -> None:
 def _check_flow_shapes(trace: Trace) -> None:
     """Every gradient arriving at one input slot (along edges, as a seed) has that slot's shape: the engine sums
     them there, after summing broadcast gradients down to the input's shape. A leaf's slot has its shape."""
-    by_id = {n.id: n for n in trace.nodes}
     expected: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
     for n in trace.nodes:
         if n.executed:
@@ -314,7 +349,7 @@ def _check_flow_shapes(trace: Trace) -> None:
     for where, target, nr, grad in arrivals:
         if target is None:
             continue
-        node = by_id[target]
+        node = trace.node(target)
         if node.executed and not 0 <= nr < max(len(node.v), 1):
             raise TraceFormatError(f"{where}: input_nr {nr}, but node {node.id} has {len(node.v)} input(s)")
         if grad is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..model.records import Check, Jacobian
+from ..model.records import Check, Jacobian, NoteKind
 from .numeric_reference import numeric_jacobian, numeric_tolerance
 from .saved_arguments import saved_arguments
 
@@ -21,11 +21,12 @@ class NestedPassRefused(RuntimeError):
     """Raised by the recorder when a node we call for its Jacobian tries to run a backward pass."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)  # keywords only: a new field never shifts the others
 class LocalResult:
     jacobian: Jacobian | None
     check: Check | None
     note: str | None
+    note_kind: NoteKind | None = None  # what the note is about (becomes Step.note_kind)
     saved: str | None = None  # what the node saved from its forward call ('self=[1, 2], exponent=2')
 
 
@@ -63,10 +64,10 @@ def local_jacobian(
         return None
     tensors = [g for g in (*grad_outputs, *grad_inputs) if g is not None]
     if any(not g.is_floating_point() for g in tensors):
-        return LocalResult(None, None, "no Jacobian: gradients are not real floating point")
+        return _no_jacobian("gradients are not real floating point")
     if _is_python_function(node) and node._forward_cls.__module__.startswith("torch."):
         # torch's own Functions (checkpoint, compiled graphs) free or recompute state when called: never re-call them.
-        return LocalResult(None, None, f"no Jacobian: {node.name()} is torch-internal and is not called twice")
+        return _no_jacobian(f"{node.name()} is torch-internal and is not called twice")
     call = _call(node)
     rows: list[torch.Tensor] = []
     calling_node.active = True
@@ -82,9 +83,9 @@ def local_jacobian(
                     args[k][_unravel(i, tuple(base.shape))] = 1  # type: ignore[index]
                     rows.append(_row(call(*args), grad_inputs, present_in))
     except NestedPassRefused:
-        return LocalResult(None, None, f"no Jacobian: calling {node.name()} starts a backward pass of its own")
+        return _no_jacobian(f"calling {node.name()} starts a backward pass of its own")
     except Exception as exc:  # a node that cannot be called twice: record why, never disturb the pass
-        return LocalResult(None, None, f"no Jacobian: calling {node.name()} again raised {type(exc).__name__}: {exc}")
+        return _no_jacobian(f"calling {node.name()} again raised {type(exc).__name__}: {exc}")
     finally:
         calling_node.active = False
     matrix = torch.stack(rows)
@@ -96,14 +97,21 @@ def local_jacobian(
     check, unchecked = _check(matrix, grad_outputs, grad_inputs, present_out, present_in)
     saved = None if _is_python_function(node) else saved_arguments(node)
     if unchecked == _columns(matrix):
-        return LocalResult(jac, None, "vᵀJ not checked: every column of J holds Inf or NaN", saved)
+        return LocalResult(
+            jacobian=jac,
+            check=None,
+            note="vᵀJ not checked: every column of J holds Inf or NaN",
+            note_kind=NoteKind.UNCHECKED,
+            saved=saved,
+        )
     unchecked_note = (
         f"vᵀJ checked without {unchecked} element(s) where J holds Inf or NaN (e.g. sqrt'(0))" if unchecked else None
     )
+    unchecked_kind = NoteKind.UNCHECKED if unchecked else None
     if not _is_python_function(node):
-        return LocalResult(jac, check, unchecked_note, saved)
+        return LocalResult(jacobian=jac, check=check, note=unchecked_note, note_kind=unchecked_kind, saved=saved)
     if not check.ok:
-        return LocalResult(jac, check, unchecked_note)
+        return LocalResult(jacobian=jac, check=check, note=unchecked_note, note_kind=unchecked_kind)
     # The one-hot J came from the same backward, so a wrong backward that is linear in v passes `check`;
     # for custom Functions, compare with the forward itself where it can be re-run.
     calling_node.active = True
@@ -112,15 +120,19 @@ def local_jacobian(
     finally:
         calling_node.active = False
     if reference is None:
-        return LocalResult(jac, check, why)
+        return LocalResult(jacobian=jac, check=check, note=why, note_kind=NoteKind.NO_REFERENCE)
     numeric, _ = _check(reference, grad_outputs, grad_inputs, present_out, present_in, output_size=output_size)
-    note = None
-    if not numeric.ok:
-        note = (
-            f"the backward disagrees with the forward: vjp differs from v·J by up to {numeric.max_error:.4g} "
-            "with J from central differences of the forward in float64"
-        )
-    return LocalResult(jac, numeric, note)
+    if numeric.ok:
+        return LocalResult(jacobian=jac, check=numeric, note=None)
+    note = (
+        f"the backward disagrees with the forward: vjp differs from v·J by up to {numeric.max_error:.4g} "
+        "with J from central differences of the forward in float64"
+    )
+    return LocalResult(jacobian=jac, check=numeric, note=note, note_kind=NoteKind.DISAGREES)
+
+
+def _no_jacobian(why: str) -> LocalResult:
+    return LocalResult(jacobian=None, check=None, note=f"no Jacobian: {why}", note_kind=NoteKind.NO_JACOBIAN)
 
 
 def _unravel(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-NO_REFERENCE = "no independent reference"
+NO_REFERENCE = "no independent reference"  # how each such note starts; local_jacobian gives it NoteKind.NO_REFERENCE
 
 
 class _NoReference(Exception):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
+from ..analyse.naming import output_title
 from ..model.format import has_values, inline, number, shape_text
-from ..model.records import Jacobian, Leaf, Seed, Step, TensorInfo
+from ..model.records import Jacobian, Leaf, NoteKind, Seed, Step, TensorInfo
 from .escape import basename_source, label_text, plain_label
 from .html_label import Ink, cell, font, row, table, tensor, text
 from .scene import Scene, State, total_norm
@@ -100,7 +101,7 @@ class Labels:
     def seed(self, s: Seed) -> str:
         state: State = self.scene.time_state(0)
         k = ink(self.theme, state, self.border((s.v,), False))
-        output = s.name if s.name is not None else f"output {s.index}"
+        output = output_title(s)
         rows = [
             _header("seed", f"v for {output}", k),
             _pair("output", text(f"{output}  {shape_text(s.shape)} {s.dtype}", k.text, size=SIZE), k),
@@ -131,7 +132,7 @@ class Labels:
             rows += self._leaf_head(extra, k)
             rows += self._leaf_rows(extra, k)
         rows += [_wide(text(p, k.warning if state != "pending" else k.faint, size=SIZE - 1)) for p in problems]
-        if n.note is not None and not n.note.startswith("raised"):
+        if n.note is not None and n.note_kind is not NoteKind.RAISED:
             rows.append(_wide(text(_cut(n.note), k.muted, size=SIZE - 1)))
         return "<" + _frame(rows, k, state=state, dashed=not n.executed, ring=self.ring) + ">"
 
@@ -190,7 +191,7 @@ class Labels:
             name = "v" if len(n.v) == 1 else f"v[{slot}]"
             rows.append(_wide(text(f"{name} = sum of {len(parts)} incoming gradients", k.muted, size=SIZE - 1)))
             for i, part in enumerate(parts[:MAX_PARTS]):
-                rows.append(_pair(("from " if i == 0 else "+ ") + part.origin, self.value(part.grad, k), k))
+                rows.append(_pair(("from " if i == 0 else "+ ") + self.scene.origin(part), self.value(part.grad, k), k))
             if len(parts) > MAX_PARTS:
                 rows.append(_pair("+", text(f"… {len(parts) - MAX_PARTS} more", k.muted, size=SIZE), k))
             rows.append(_pair(f"= {name}", self.value(v, k), k))
@@ -212,7 +213,7 @@ class Labels:
             for (node_id, slot), parts in sorted(self.scene.incoming.items()):
                 if node_id == n.id:
                     for part in parts:
-                        rows.append(_pair(f"v[{slot}] from {part.origin}", self.value(part.grad, k), k))
+                        rows.append(_pair(f"v[{slot}] from {self.scene.origin(part)}", self.value(part.grad, k), k))
         j = n.jacobian
         if self.opts.jacobian and j is not None:
             r, c = j.size
@@ -319,7 +320,7 @@ class Labels:
     def _leaf_rows(self, leaf: Leaf, k: Ink) -> list[str]:
         if leaf.grad is None:
             return [_wide(text(_cut(f"no gradient: {leaf.reason or 'none arrived'}"), k.none, size=SIZE - 1))]
-        node = self.scene.by_id.get(leaf.node) if leaf.node is not None else None
+        node = self.scene.trace.node(leaf.node) if leaf.node is not None else None
         rows = []
         # An AccumulateGrad fed by several edges already shows the parts and their sum.
         if not (leaf.kind == "leaf" and node is not None and self._fan_in(node, 0)):
@@ -377,7 +378,7 @@ class Labels:
     def title(self) -> str:
         tr = self.scene.trace
         t = self.theme
-        seeds = ", ".join(s.name or f"output {s.index}" for s in tr.seeds) or "no outputs"
+        seeds = ", ".join(output_title(s) for s in tr.seeds) or "no outputs"
         call = "torch.autograd.grad" if tr.kind == "grad" else "backward"
         steps = len(tr.steps)
         leaves = len(tr.leaves)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from ..analyse.graph import constant_key, node_key, seed_key
 from ..analyse.module_view import ModuleView
+from ..analyse.naming import output_title, step_label
 from ..model.records import Trace
 from . import module_tooltips, tooltips
 from .dot import Builder, attrs
@@ -58,10 +59,9 @@ class _ModuleBuilder:
         for r in view.runs:
             self.names[r.key] = r.run.name
         for i in view.nodes:
-            n = scene.by_id[i]
-            self.names[node_key(i)] = f"{scene.ref(i)} {n.name}"
+            self.names[node_key(i)] = step_label(scene.trace.node(i))
         for s in scene.trace.seeds:
-            self.names[seed_key(s.index)] = f"seed of {s.name or f'output {s.index}'}"
+            self.names[seed_key(s.index)] = f"seed of {output_title(s)}"
 
     def build(self) -> str:
         out = self.base.header()
@@ -135,13 +135,13 @@ class _ModuleBuilder:
         return out
 
     def _node_lines(self) -> dict[str, str]:
-        return {node_key(i): self.base.node_line(self.scene.by_id[i]) for i in self.view.nodes}
+        return {node_key(i): self.base.node_line(self.scene.trace.node(i)) for i in self.view.nodes}
 
     def _constants(self) -> list[str]:
         """Inputs of the drawn nodes that need no gradient, as in the full picture (boxes only count theirs)."""
         out = []
         for i in self.view.nodes:
-            n = self.scene.by_id[i]
+            n = self.scene.trace.node(i)
             for k, e in enumerate(n.edges):
                 if e.target is not None:
                     continue

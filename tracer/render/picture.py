@@ -112,6 +112,5 @@ def plan(trace: Trace, opts: RenderOptions, *, full_only: bool = False) -> Pictu
             f"`{HOW_TO_TAG}`, so every backward node knows the nn.Module that created it"
         )
     mv = module_view.build(trace, depth=opts.depth, focus=focus, repeats=opts.repeats, tree=tree)
-    by_id = {n.id: n for n in trace.nodes}
-    constants = sum(1 for i in mv.nodes for e in by_id[i].edges if e.target is None)
+    constants = sum(1 for i in mv.nodes for e in trace.node(i).edges if e.target is None)
     return Picture(trace, opts, "modules", focus, mv, tagged, mv.item_count() + constants, full_count)

@@ -1,29 +1,20 @@
-"""What a drawing needs to know about a trace, worked out once: who sends what into each node slot, which leaves
-sit on which node, the colour scale, and each element's state in a step frame."""
+"""What a drawing needs to know about a trace, worked out once: what enters each node slot (analyse's inflows),
+which leaves sit on which node, the colour scale, and each element's state in a step frame."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Literal
 
-from ..analyse.graph import constant_key, node_key, seed_key
+from ..analyse.graph import Inflow, Slot, constant_key, inflows, node_key
+from ..analyse.naming import step_ref
 from ..model.format import is_warning
-from ..model.records import Leaf, Seed, Step, TensorInfo, Trace
+from ..model.records import Leaf, NoteKind, Seed, Step, TensorInfo, Trace
 from .options import COMPACT_ABOVE, RenderOptions
 from .style import THEMES, ColourScale, Theme
 
 State = Literal["done", "active", "pending", "unrun"]
-
-
-@dataclass(frozen=True)
-class Part:
-    """One gradient arriving at a node slot (several parts into one slot are summed by the engine)."""
-
-    source: str  # DOT id of the sender
-    origin: str  # 'seed' or 'step 3'
-    grad: TensorInfo | None
 
 
 def total_norm(infos: tuple[TensorInfo | None, ...]) -> float | None:
@@ -57,21 +48,14 @@ class Scene:
         self.seeds: tuple[Seed, ...] = (
             trace.seeds if shown is None else tuple(s for s in trace.seeds if s.target in shown)
         )
-        self.by_id: dict[int, Step] = {n.id: n for n in trace.nodes}
-        self.incoming: dict[tuple[int, int], list[Part]] = {}
-        for s in trace.seeds:
-            if s.target is not None:
-                self.incoming.setdefault((s.target, s.input_nr), []).append(Part(seed_key(s.index), "seed", s.v))
-        for n, _, e, grad in trace.edges():
-            if e.target is not None:
-                self.incoming.setdefault((e.target, e.input_nr), []).append(Part(node_key(n.id), self.ref(n.id), grad))
+        self.incoming: dict[Slot, list[Inflow]] = inflows(trace)  # several into one slot are summed by the engine
         self.extra_leaves: dict[int, list[Leaf]] = {}
         self.unreached: list[tuple[str, Leaf]] = []
         for k, leaf in enumerate(trace.leaves.values()):
             if leaf.node is None:
                 if shown is None:
                     self.unreached.append((f"leaf{k}", leaf))
-            elif self.by_id[leaf.node].leaf != leaf.name:
+            elif trace.node(leaf.node).leaf != leaf.name:
                 self.extra_leaves.setdefault(leaf.node, []).append(leaf)
         norms: list[float | None] = []
         for s in trace.seeds:
@@ -87,15 +71,18 @@ class Scene:
 
     def ref(self, node_id: int) -> str:
         """How other elements refer to a node: 'step 3', or 'node 7' for one that did not run."""
-        n = self.by_id[node_id]
-        return f"step {n.id}" if n.executed else f"node {n.id}"
+        return step_ref(self.trace.node(node_id))
+
+    def origin(self, inflow: Inflow) -> str:
+        """Where a gradient entering a slot came from, in words: 'seed', or its sender's 'step 3'."""
+        return "seed" if inflow.source is None else self.ref(inflow.source)
 
     def target_text(self, step: Step, k: int) -> str:
         """Where next edge k of a node goes, in words: 'step 2 (x)', 'node 7', or 'no grad needed'."""
         e = step.edges[k]
         if e.target is None:
             return "no grad needed"
-        target = self.by_id[e.target]
+        target = self.trace.node(e.target)
         name = f" ({target.leaf})" if target.leaf else ""
         return f"{self.ref(e.target)}{name}"
 
@@ -134,7 +121,7 @@ class Scene:
     def problems(self, step: Step) -> list[str]:
         """What deserves the warning colour on this node, in words."""
         out = []
-        if step.note is not None and step.note.startswith("raised"):
+        if step.note_kind is NoteKind.RAISED:
             out.append(f"⚠ {step.note}")
         if step.check is not None and not step.check.ok:
             out.append(f"⚠ vᵀJ ≠ v·J: max error {step.check.max_error:.3g} > tolerance {step.check.tolerance:.3g}")

@@ -3,6 +3,7 @@ of text: they become SVG <title> tooltips."""
 
 from __future__ import annotations
 
+from ..analyse.naming import output_title, step_label, step_ref
 from ..model.format import brief, details, number, shape_text
 from ..model.records import Leaf, Seed, Step, TensorInfo
 from .escape import basename_source
@@ -45,8 +46,7 @@ def trace(scene: Scene) -> list[str]:
 
 
 def seed(scene: Scene, s: Seed) -> list[str]:
-    output = s.name if s.name is not None else f"output {s.index}"
-    lines = [f"seed v for {output} (output {s.index}): {shape_text(s.shape)} {s.dtype}"]
+    lines = [f"seed v for {output_title(s)} (output {s.index}): {shape_text(s.shape)} {s.dtype}"]
     if s.implicit:
         lines.append("gradient=None: torch made v = 1 (only a one-element output gets one automatically)")
     elif s.implicit is False:
@@ -56,7 +56,7 @@ def seed(scene: Scene, s: Seed) -> list[str]:
 
 
 def step(scene: Scene, n: Step) -> list[str]:
-    lines = [f"step {n.id}: {n.name}" if n.executed else f"node {n.id}: {n.name} (not run)"]
+    lines = [f"{step_ref(n)}: {n.name}" + ("" if n.executed else " (not run)")]
     lines.append(f"forward: {n.op}")
     source = basename_source(n.source)
     if source:
@@ -65,13 +65,13 @@ def step(scene: Scene, n: Step) -> list[str]:
         lines.append(f"module: {n.module}")
     for k, v in enumerate(n.v):
         parts = scene.incoming.get((n.id, k), [])
-        senders = ", ".join(p.origin for p in parts) or "nothing"
+        senders = ", ".join(scene.origin(p) for p in parts) or "nothing"
         lines += [f"v[{k}] (gradient arriving for forward output {k}, from {senders}):", *_indented(scene, v)]
     if not n.v:  # a node that raised never reported its v: what was sent to it
         for (target, slot), parts in sorted(scene.incoming.items()):
             if target == n.id:
                 for part in parts:
-                    lines += [f"v[{slot}] sent by {part.origin}:", *_indented(scene, part.grad)]
+                    lines += [f"v[{slot}] sent by {scene.origin(part)}:", *_indented(scene, part.grad)]
     j = n.jacobian
     if j is not None:
         r, c = j.size
@@ -113,7 +113,7 @@ def leaf(scene: Scene, x: Leaf) -> list[str]:
 def edge(scene: Scene, n: Step, k: int) -> list[str]:
     e = n.edges[k]
     g = n.vjp[k] if k < len(n.vjp) else None
-    head = f"{scene.ref(n.id)} {n.name} → {scene.target_text(n, k)}"
+    head = f"{step_label(n)} → {scene.target_text(n, k)}"
     if e.target is None:
         return [
             head,
@@ -126,9 +126,8 @@ def edge(scene: Scene, n: Step, k: int) -> list[str]:
 
 
 def seed_edge(scene: Scene, s: Seed) -> list[str]:
-    output = s.name if s.name is not None else f"output {s.index}"
     target = scene.ref(s.target) if s.target is not None else "nothing"
-    return [f"seed v for {output} → {target}", *_indented(scene, s.v)]
+    return [f"seed v for {output_title(s)} → {target}", *_indented(scene, s.v)]
 
 
 def constant(n: Step, k: int) -> list[str]:
