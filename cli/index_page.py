@@ -10,6 +10,7 @@ from html import escape
 from urllib.parse import quote
 
 import tracer
+from tracer.render.html_page import document
 
 _STYLE = """
 :root { color-scheme: light dark; --fg: #1f2328; --bg: #ffffff; --muted: #636c76; --line: #d0d7de; --bad: #cf222e; }
@@ -67,7 +68,7 @@ def _files(files: Sequence[str]) -> str:
 
 
 def _seeds(trace: tracer.Trace) -> str:
-    return ", ".join(f"{s.name or 'output'} {list(s.shape) if s.shape else '(scalar)'}" for s in trace.seeds) or "–"
+    return ", ".join(f"{s.output_name} {list(s.shape) if s.shape else '(scalar)'}" for s in trace.seeds) or "–"
 
 
 def _status(trace: tracer.Trace) -> str:
@@ -113,14 +114,12 @@ def index_html(title: str, entries: Sequence[PassEntry], *, note: str | None = N
     rows = "\n".join(_row(e) for e in entries)
     sub = f"{count} backward pass{'es' if count != 1 else ''} recorded by gradtrace {escape(tracer.__version__)}"
     extra = f'<p class="sub">{escape(note)}</p>' if note else ""
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>gradtrace: {escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+    return document(
+        f"gradtrace: {title}",
+        _STYLE,
         f"<h1>gradtrace: {escape(title)}</h1>\n"
         f'<p class="sub">{sub}</p>\n{extra}\n'
         "<table>\n<thead><tr><th>pass</th><th>label</th><th>kind and seeds</th><th>steps</th><th>leaves</th>"
         "<th>started at</th><th>status</th><th>files</th><th>picture</th></tr></thead>\n"
-        f"<tbody>\n{rows}\n</tbody>\n</table>\n</body>\n</html>\n"
+        f"<tbody>\n{rows}\n</tbody>\n</table>\n",
     )

@@ -133,7 +133,6 @@ def run(
     is_flag=True,
     help="Also draw each step as its own picture (OUT-step01.svg, ...; svg, png, pdf, dot); .html always steps.",
 )
-@click.option("--step", type=click.IntRange(min=1), metavar="K", help="Draw the graph as it is at step K.")
 @click.option("--force", is_flag=True, help="Replace an existing file that gradtrace did not write.")
 @drawing_options
 @report_options
@@ -141,7 +140,6 @@ def render(
     trace_file: Path,
     output: Path | None,
     steps: bool,
-    step: int | None,
     force: bool,
     quiet: bool,
     as_json: bool,
@@ -155,8 +153,6 @@ def render(
 
     reporter = Reporter(quiet=quiet, as_json=as_json)
     drawing = drawing_from(options)
-    if step is not None:
-        drawing["step"] = step
     check_drawing(drawing)
     target = output or trace_file.with_suffix(".svg")
     fmt = target.suffix.lower().lstrip(".")

@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .script_runner import Outcome, ended_by, main_module, running_as_main
+from tracer.record.script_runner import Outcome, ended_by, main_module, running_as_main
+
+# Our package's name is a common one: a script or notebook with its own cli.py must import that, not us.
+OWN_PACKAGES = ("cli",)
 
 
 class NotebookError(Exception):
@@ -188,7 +191,7 @@ def run_cells(
     module = main_module(str(path))
     del module.__file__  # a notebook has no __file__
     module.__dict__["display"] = display
-    with running_as_main(module, [str(path), *args], folder):
+    with running_as_main(module, [str(path), *args], folder, hidden=OWN_PACKAGES):
         os.chdir(folder)  # running_as_main changes it back
         for cell in cells:
             if cell.code is None:

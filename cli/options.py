@@ -1,13 +1,16 @@
 """Option groups shared by several commands (recording, drawing, reporting), as click decorators.
 
-Nothing here imports `tracer` (and so torch): `gradtrace --help` stays instant. Each drawing option maps to the
-keyword of the same name of `Trace.save` / `Trace.svg`; an option left out is not passed, so the renderer's own
-default applies.
+Every drawing option maps to the field of the same name of the library's RenderOptions (the keywords of
+`Trace.save` / `Trace.svg`); an option left out is not passed, so the renderer's own default applies. The allowed
+values and the recorder's defaults are the library's own constants, read when click first needs them (to parse
+a value or to show a command's --help): importing this module imports neither `tracer` nor torch, so
+`gradtrace --help` stays instant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -17,39 +20,63 @@ from .passes import PassesType
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-CAPTURES = ("auto", "stats", "full")
-DIRECTIONS = ("TB", "LR")
-THEMES = ("light", "dark", "transparent")
-VIEWS = ("auto", "full", "modules")
-REPEATS = ("compact", "expand")
-DRAWING_OPTIONS = (
-    "direction",
-    "precision",
-    "max_elements",
-    "jacobian",
-    "edge_labels",
-    "stats",
-    "legend",
-    "clusters",
-    "theme",
-    "max_nodes",
-    "max_frames",
-    "view",
-    "depth",
-    "focus",
-    "repeats",
-    "profile",
-)
 RECORDER_OPTIONS = ("capture", "max_values", "jacobian_limit")
+RECORDS = "tracer.model.records"  # CAPTURES and the recorder's Options
+RENDER_OPTIONS = "tracer.render.options"  # RenderOptions and its vocabularies
 
 
-class SpelledChoice(click.Choice):  # type: ignore[type-arg]
-    """A choice given in any case, turned into the library's spelling ('lr' -> 'LR') before it is checked."""
+def library(module: str, name: str) -> Any:
+    """The library's `module.name` (importing `tracer`, and with it torch, the first time)."""
+    return getattr(importlib.import_module(module), name)
+
+
+def drawing_option_names() -> tuple[str, ...]:
+    """Every field of RenderOptions: each has a flag here, and drawing_from passes the ones given."""
+    names: tuple[str, ...] = library(RENDER_OPTIONS, "OPTION_NAMES")
+    return names
+
+
+class LibraryChoice(click.Choice):  # type: ignore[type-arg]
+    """One of the library's allowed values (`module.name`, a tuple of strings), read when first needed.
+
+    `any_case=True` takes a value in any case and turns it into the library's spelling ('lr' -> 'LR')."""
+
+    def __init__(self, module: str, name: str, *, any_case: bool = False) -> None:
+        self.vocabulary = (module, name)
+        self.any_case = any_case
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> Sequence[str]:
+        values: tuple[str, ...] = library(*self.vocabulary)
+        return values
+
+    @choices.setter
+    def choices(self, _value: Sequence[str]) -> None:  # click.Choice.__init__ sets it: the library's stay
+        pass
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str):
+        if self.any_case and isinstance(value, str):
             value = next((c for c in self.choices if str(c).lower() == value.lower()), value)
         return super().convert(value, param, ctx)
+
+
+class LibraryDefault:
+    """A default read from the library when click needs it: called to parse, shown as text in --help."""
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self.read = read
+
+    def __call__(self) -> Any:
+        return self.read()
+
+    def __str__(self) -> str:
+        return str(self.read())
+
+
+def recording_default(field: str) -> LibraryDefault:
+    """The default of the recorder's option `field`: the library's Options record (tracer.record's defaults)."""
+    return LibraryDefault(lambda: getattr(library(RECORDS, "Options")(), field))
 
 
 def _apply(decorators: list[Callable[[F], F]], f: F) -> F:
@@ -64,8 +91,8 @@ def recorder_options(f: F) -> F:
         [
             click.option(
                 "--capture",
-                type=click.Choice(CAPTURES),
-                default="auto",
+                type=LibraryChoice(RECORDS, "CAPTURES"),
+                default=recording_default("capture"),
                 show_default=True,
                 help="What to keep of each gradient: auto (small tensors in full, large ones as statistics), "
                 "stats (exact statistics of every tensor) or full (every value).",
@@ -73,7 +100,7 @@ def recorder_options(f: F) -> F:
             click.option(
                 "--max-values",
                 type=click.IntRange(min=0),
-                default=64,
+                default=recording_default("max_values"),
                 show_default=True,
                 metavar="N",
                 help="Keep the values of tensors with at most N elements (with --capture auto).",
@@ -81,7 +108,7 @@ def recorder_options(f: F) -> F:
             click.option(
                 "--jacobian-limit",
                 type=click.IntRange(min=0),
-                default=64,
+                default=recording_default("jacobian_limit"),
                 show_default=True,
                 metavar="N",
                 help="Record a node's local Jacobian when both its sides have at most N elements (0: never).",
@@ -107,7 +134,7 @@ def drawing_options(f: F) -> F:
         [
             click.option(
                 "--direction",
-                type=SpelledChoice(DIRECTIONS),
+                type=LibraryChoice(RENDER_OPTIONS, "DIRECTIONS", any_case=True),
                 help="Layout: TB puts the seed at the top and the leaves at the bottom, LR runs left to right.",
             ),
             click.option("--precision", type=click.IntRange(1, 17), metavar="DIGITS", help="Significant digits."),
@@ -123,9 +150,21 @@ def drawing_options(f: F) -> F:
             click.option("--legend/--no-legend", default=None, help="Draw the colour scale and line styles."),
             click.option("--clusters/--no-clusters", default=None, help="Group nodes by the nn.Module that made them."),
             click.option(
+                "--detail",
+                type=LibraryChoice(RENDER_OPTIONS, "DETAILS"),
+                help="Node tables: full (v, J, vᵀJ), compact (name and norms; no edge labels), or auto (default: "
+                "compact when the graph is large).",
+            ),
+            click.option(
                 "--theme",
-                type=SpelledChoice(THEMES),
+                type=LibraryChoice(RENDER_OPTIONS, "THEME_NAMES", any_case=True),
                 help="Colours: light, dark, or transparent (reads on light and dark backgrounds).",
+            ),
+            click.option(
+                "--step",
+                type=click.IntRange(min=1),
+                metavar="K",
+                help="Draw the graph as it is at step K: that step active, earlier ones done, later ones pending.",
             ),
             click.option(
                 "--max-nodes",
@@ -141,7 +180,7 @@ def drawing_options(f: F) -> F:
             ),
             click.option(
                 "--view",
-                type=click.Choice(VIEWS),
+                type=LibraryChoice(RENDER_OPTIONS, "VIEWS"),
                 help="full: every backward node; modules: one box per nn.Module (needs a pass recorded with "
                 "tracer.record(model=model)); auto (default): modules when the graph has more than --max-nodes.",
             ),
@@ -159,7 +198,7 @@ def drawing_options(f: F) -> F:
             ),
             click.option(
                 "--repeats",
-                type=click.Choice(REPEATS),
+                type=LibraryChoice(RENDER_OPTIONS, "REPEATS"),
                 help="Module view: repeated blocks (a transformer's layers) as one box (compact, default) or expand.",
             ),
             click.option(
@@ -214,4 +253,4 @@ def picked(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 
 def drawing_from(values: dict[str, Any]) -> dict[str, Any]:
     """The drawing keywords for Trace.save from the parsed options."""
-    return picked(values, DRAWING_OPTIONS)
+    return picked(values, drawing_option_names())

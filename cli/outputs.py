@@ -8,21 +8,20 @@ so the folder always shows one run.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # runtime import not needed: keeps `gradtrace --help` free of torch
     import tracer
+    from tracer.render.output_files import Manifest
 
 FORMATS = ("svg", "json", "html", "dot", "png", "pdf")
 DEFAULT_FORMATS = ("svg", "json")
 NEEDS_GRAPHVIZ = frozenset({"svg", "png", "pdf", "html"})
 MANIFEST_FORMAT = "gradtrace.outputs"
-MANIFEST_VERSION = 1
 
 
 class OutputError(Exception):
@@ -68,15 +67,11 @@ def manifest_name(rank: int | None) -> str:
     return f".gradtrace-manifest{rank_part(rank)}.json"
 
 
-def _read_manifest(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    files = data.get("files") if isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT else None
-    if not isinstance(files, dict):
-        return {}
-    return {str(k): str(v) for k, v in files.items() if isinstance(k, str) and "/" not in k and "\\" not in k}
+def manifest(path: Path) -> Manifest:
+    """The manifest at `path`: file name -> the source it came from, files of this folder only."""
+    from tracer.render.output_files import Manifest
+
+    return Manifest(path, MANIFEST_FORMAT)
 
 
 def check_writable_folder(folder: Path) -> None:
@@ -114,23 +109,22 @@ class OutputFolder:
         """Every file name a gradtrace manifest in the folder lists (any rank)."""
         names: set[str] = set()
         if self.folder.is_dir():
-            for manifest in sorted(self.folder.glob(".gradtrace-manifest*.json")):
-                names.update(_read_manifest(manifest))
-                names.add(manifest.name)
+            for path in sorted(self.folder.glob(".gradtrace-manifest*.json")):
+                names.update(manifest(path).read())
+                names.add(path.name)
         return names
 
     def check_free(self, names: Iterable[str]) -> None:
         """Raise OutputError when one of `names` exists and gradtrace did not write it (unless --force)."""
         if self.force:
             return
-        ours = self.ours()
-        taken = [n for n in names if n not in ours and (self.folder / n).exists()]
+        from tracer.render.output_files import foreign, in_the_way
+
+        taken = foreign(self.folder, names, self.ours())
         if taken:
-            shown = ", ".join(repr(str(self.folder / n)) for n in taken[:3])
-            more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
             raise OutputError(
-                f"{shown}{more} already exist{'s' if len(taken) == 1 else ''} and gradtrace did not write "
-                f"{'it' if len(taken) == 1 else 'them'}; pass --force to replace, or choose another folder with -o"
+                f"{in_the_way(self.folder, taken, 'gradtrace')}; pass --force to replace, or choose another folder "
+                "with -o"
             )
 
     def check_before_run(self, source_stem: str) -> None:
@@ -153,35 +147,35 @@ class OutputFolder:
                 "choose another folder with -o"
             ) from None
 
-    def _temporary(self, name: str) -> Path:
-        return self.folder / f".~{name}"  # same suffix as the final name: the renderer picks the format by it
-
-    def _commit(self, tmp: Path, name: str, *, record: bool = True) -> Path:
+    def _commit(self, tmp: Path, name: str) -> Path:
         final = self.folder / name
         os.replace(tmp, final)
-        if record:
-            self.written.append(name)
+        self.written.append(name)
         return final
 
     def write_text(self, name: str, text: str, *, record: bool = True) -> Path:
         return self.write_bytes(name, text.encode("utf-8"), record=record)
 
     def write_bytes(self, name: str, data: bytes, *, record: bool = True) -> Path:
+        from tracer.render.output_files import write_atomic
+
         self._prepare()
-        tmp = self._temporary(name)
         try:
-            tmp.write_bytes(data)
-            return self._commit(tmp, name, record=record)
+            path = write_atomic(self.folder / name, data)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {str(self.folder / name)!r}: {exc.strerror or exc}") from None
+        if record:
+            self.written.append(name)
+        return path
 
     def save_trace(self, name: str, trace: tracer.Trace, options: dict[str, Any]) -> Path:
         """Write `trace` as `name`; the format follows the suffix. JSON is the library's own to_json()."""
         if name.endswith(".json"):
             return self.write_text(name, trace.to_json())
+        from tracer.render.output_files import temporary
+
         self._prepare()
-        tmp = self._temporary(name)
+        tmp = temporary(self.folder / name)
         try:
             trace.save(tmp, **options)
             return self._commit(tmp, name)
@@ -200,15 +194,16 @@ class OutputFolder:
             self.write_bytes(frame_name, data)
         return names
 
+    def _manifest(self) -> Manifest:
+        return manifest(self.folder / manifest_name(self.rank))
+
     def _write_manifest(self, files: dict[str, str]) -> None:
-        manifest = self.folder / manifest_name(self.rank)
-        document = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "files": dict(sorted(files.items()))}
-        self.write_text(manifest.name, json.dumps(document, indent=1) + "\n", record=False)
+        self.write_text(manifest_name(self.rank), self._manifest().text(files), record=False)
 
     def begin(self, planned: Iterable[str]) -> None:
         """List the files about to be written before writing them, so an interrupted run still owns them."""
         self.check_free(planned)
-        self.previous = _read_manifest(self.folder / manifest_name(self.rank))
+        self.previous = self._manifest().read()
         self._write_manifest({**self.previous, **dict.fromkeys(planned, self.source)})
 
     def finish(self, *, replace_run: bool) -> list[str]:
@@ -222,7 +217,3 @@ class OutputFolder:
         files.update(dict.fromkeys(self.written, self.source))
         self._write_manifest(files)
         return stale
-
-
-def names_for(stem: str, formats: Sequence[str]) -> list[str]:
-    return [f"{stem}.{fmt}" for fmt in formats]

@@ -21,7 +21,7 @@ def pass_rows(traces: list[tracer.Trace], files: dict[int, tuple[str, ...]] | No
     rows = []
     for t in traces:
         state = "" if t.complete else " (incomplete)"
-        row = [str(t.index), t.label or "", t.kind + state, str(len(t.steps)), _leaf_list(list(t.leaves))]
+        row = [str(t.index), t.label or "", t.kind + state, str(len(t.steps)), leaf_list(list(t.leaves))]
         row.append(short_source(t.source) if t.source else "–")
         if files is not None:
             own, frames = split_frames(files.get(t.index, ()))
@@ -91,7 +91,7 @@ def report_run(reporter: Reporter, recording: Recording, published: Published, f
     return code
 
 
-def _leaf_list(names: list[str], shown: int = 4) -> str:
+def leaf_list(names: list[str], shown: int = 4) -> str:
     """The leaves' names for a table cell: a model's dozens of parameters would make it thousands wide."""
     if not names:
         return "–"

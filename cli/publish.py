@@ -121,7 +121,7 @@ def _save(folder: OutputFolder, name: str, trace: tracer.Trace, options: dict[st
     except tracer.GraphvizMissingError as exc:
         result.graphviz_missing = exc
         return ""
-    except tracer.GradtraceError as exc:  # e.g. the graph is larger than the renderer lays out
-        result.failures.append(f"pass {trace.index}: {name}: {exc}")
+    except (tracer.GradtraceError, ValueError) as exc:  # e.g. the graph is larger than the renderer lays out,
+        result.failures.append(f"pass {trace.index}: {name}: {exc}")  # or --step is beyond this pass's steps
         return ""
     return name

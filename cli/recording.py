@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import tracer
+from tracer.record.script_runner import Outcome, run_script
 
-from .notebook_runner import Cell, NotebookError, read_notebook, run_cells
-from .script_runner import Outcome, run_script
+from .notebook_runner import OWN_PACKAGES, Cell, NotebookError, read_notebook, run_cells
 
 RUNNABLE = (".py", ".ipynb")
 
@@ -59,7 +59,7 @@ def record_source(
     if path.suffix == ".ipynb":
         return _record_notebook(path, args, recorder_options, notify)
     with tracer.record(label=path.name, **recorder_options) as rec:
-        outcome = run_script(path, args)
+        outcome = run_script(path, args, hidden=OWN_PACKAGES)
     return Recording(path, list(rec.traces), outcome)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.options import REPEATS, VIEWS
+from cli.main import cli
 from tests.cli_helpers import invoke
 from tests.module_models import encoder
 
@@ -18,11 +18,12 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_choices_match_the_renderer() -> None:
-    from tracer.render.options import REPEATS as RENDER_REPEATS
-    from tracer.render.options import VIEWS as RENDER_VIEWS
+def test_choices_are_the_renderers() -> None:
+    from tracer.render.options import REPEATS, VIEWS
 
-    assert (VIEWS, REPEATS) == (RENDER_VIEWS, RENDER_REPEATS)
+    params = {p.name: p for p in cli.commands["render"].params}
+    assert tuple(params["view"].type.choices) == VIEWS  # type: ignore[attr-defined]
+    assert tuple(params["repeats"].type.choices) == REPEATS  # type: ignore[attr-defined]
 
 
 def test_flags_give_the_librarys_module_view(saved: Path, tmp_path: Path) -> None:

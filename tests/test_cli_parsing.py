@@ -10,7 +10,7 @@ import pytest
 from cli.notebook_runner import NotebookError, python_code, read_notebook
 from cli.outputs import DEFAULT_FORMATS, parse_formats
 from cli.passes import PassRange, missing, parse_passes, wanted
-from cli.script_runner import exit_code_of
+from tracer.record.script_runner import exit_code_of
 
 
 @pytest.mark.parametrize(

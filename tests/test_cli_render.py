@@ -53,6 +53,15 @@ def test_dot_is_the_libraries_dot_with_the_options(saved: tuple[tracer.Trace, Pa
     assert result.stdout == f"wrote {tmp_path / 'g.dot'}\n"
 
 
+def test_detail_and_step_are_the_librarys(saved: tuple[tracer.Trace, Path], tmp_path: Path) -> None:
+    trace, path = saved
+    result = invoke("render", path, "-o", tmp_path / "g.dot", "--detail", "compact", "--step", "2")
+    assert result.exit_code == 0, result.stderr
+    expected = trace.to_dot(detail="compact", step=2)
+    assert (tmp_path / "g.dot").read_text() == expected
+    assert expected != trace.to_dot(step=2)
+
+
 def test_json_round_trip(saved: tuple[tracer.Trace, Path], tmp_path: Path) -> None:
     trace, path = saved
     assert invoke("render", path, "-o", tmp_path / "copy.json").exit_code == 0

@@ -52,11 +52,11 @@ def test_table() -> None:
 
 
 def test_a_models_many_leaves_stay_one_short_cell() -> None:
-    from cli.pass_report import _leaf_list
+    from cli.pass_report import leaf_list
 
     names = [f"model.layers.{i}.weight" for i in range(48)]
     assert (
-        _leaf_list(names) == "model.layers.0.weight, model.layers.1.weight, model.layers.2.weight, "
+        leaf_list(names) == "model.layers.0.weight, model.layers.1.weight, model.layers.2.weight, "
         "model.layers.3.weight, … (+44 more)"
     )
-    assert _leaf_list(["x", "w"]) == "x, w" and _leaf_list([]) == "–"
+    assert leaf_list(["x", "w"]) == "x, w" and leaf_list([]) == "–"

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.script_runner import run_script
-from cli.tracebacks import show_user_exception, strip_exception
+from cli.tracebacks import show_user_exception
 from tests.cli_helpers import ROOT, our_frames, write_script
+from tracer.record.script_runner import run_script
+from tracer.record.user_traceback import strip_exception
 
 
 def frame_files(exc: BaseException) -> list[str]:
@@ -36,7 +37,7 @@ def test_our_frames_are_removed_and_the_users_kept(tmp_path: Path) -> None:
     outcome = run_script(script, [])
     error = outcome.error
     assert outcome.exit_code == 1 and isinstance(error, ValueError)
-    assert any(f.startswith(str(ROOT / "cli")) for f in frame_files(error))  # the runner's own frames, before
+    assert any(f.startswith(str(ROOT / "tracer")) for f in frame_files(error))  # the runner's own frames, before
     strip_exception(error)
     assert frame_files(error) == [str(script), str(script)]
     assert error.__cause__ is not None and frame_files(error.__cause__) == [str(script), str(script)]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import runpy
-
 import pytest
 import torch
 
 from tests.gallery_helpers import entries, script_ids, scripts
-from tracer.gallery.entries import _isolated
+from tracer.gallery.entries import torch_state_kept
+from tracer.record.script_runner import run_script
 
 BY_ID = {s.id: s for s in scripts()}
 
@@ -17,8 +16,11 @@ BY_ID = {s.id: s for s in scripts()}
 def test_script_passes_its_checks_when_run_alone(script_id: str) -> None:
     # As `python SCRIPT.py`: nothing records, the asserts (closed forms, torch's own gradients) must still hold.
     script = BY_ID[script_id]
-    with _isolated(script.path):
-        runpy.run_path(str(script.path), run_name="__main__")
+    with torch_state_kept():
+        outcome = run_script(script.path, [])
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.exit_code == 0
 
 
 @pytest.mark.parametrize("script_id", script_ids())

@@ -179,7 +179,7 @@ def test_recorder_without_passes_and_with_too_many(monkeypatch: pytest.MonkeyPat
     with tracer.record() as many:
         for _ in range(3):
             (x * x).sum().backward()
-    monkeypatch.setattr(tracer.notebook, "MAX_PASSES", 2)
+    monkeypatch.setattr(tracer.display.notebook, "MAX_PASSES", 2)
     bundle = many._repr_mimebundle_()
     assert len(SVG_BLOCK.findall(bundle[HTML])) == 2
     assert "… and 1 more pass: rec.traces[k] displays one" in bundle[HTML]
@@ -271,7 +271,7 @@ def test_show_passes_options_through_and_checks_them() -> None:
     t, _, _ = _stack_trace()
     picture = t.show(direction="LR", theme="dark")._repr_mimebundle_()
     assert set(picture) == {SVG, TEXT}
-    assert picture[SVG] == tracer.display.notebook.inline_svg(t.svg(direction="LR", theme="dark"))
+    assert picture[SVG] == tracer.display.notebook.display_svg(t.svg(direction="LR", theme="dark"))
     assert picture[SVG] != t._repr_mimebundle_()[SVG]
     small = t.show(scale=0.5)._repr_mimebundle_()[SVG]
     full = t._repr_mimebundle_()[SVG]
@@ -293,7 +293,7 @@ def test_show_passes_options_through_and_checks_them() -> None:
     embedded = check_html(t.show().html() + t.show().html())
     assert len(embedded.ids) == len(set(embedded.ids)) and embedded.ids
     frame = t.show(step=2)._repr_mimebundle_()[SVG]
-    assert frame == tracer.display.notebook.inline_svg(t.svg(step=2))
+    assert frame == tracer.display.notebook.display_svg(t.svg(step=2))
 
 
 def test_only_our_objects_are_displayed() -> None:
@@ -302,6 +302,6 @@ def test_only_our_objects_are_displayed() -> None:
 
 
 def test_importing_tracer_does_not_import_ipython() -> None:
-    code = "import sys, tracer, tracer.notebook; print('IPython' in sys.modules)"
+    code = "import sys, tracer, tracer.display.notebook; print('IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,7 +14,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.display import display
 
 from ..model.errors import GradtraceError
-from ..model.records import CAPTURES
+from ..model.records import CAPTURES, Options
 from ..model.textfmt import plural
 from ..record.recorder import Recorder, record
 from ..render.escape import page_text
@@ -42,7 +42,7 @@ def parse(line: str) -> argparse.Namespace:
     parser = _Parser(prog="%%gradtrace", add_help=False)
     parser.add_argument("name", nargs="?")
     parser.add_argument("--steps", action="store_true")
-    parser.add_argument("--capture", choices=CAPTURES, default="auto")
+    parser.add_argument("--capture", choices=CAPTURES, default=Options().capture)
     args = parser.parse_args(shlex.split(line))
     if args.name is not None and not args.name.isidentifier():
         raise UsageError(f"%%gradtrace: NAME must be a Python variable name, got {args.name!r} (usage: {USAGE})")

@@ -6,13 +6,12 @@ those call `mimebundle()`. Pictures are drawn when the frontend asks for them, n
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 from collections.abc import Callable, Collection
 from typing import Any
 
-from ..analyse.graph import seed_label
+from ..analyse.naming import seed_label
 from ..model.errors import GradtraceError, GraphvizMissingError
 from ..model.records import Trace
 from ..model.textfmt import plural, shape
@@ -21,8 +20,9 @@ from ..record.recorder import Recorder
 from ..render.draw import to_dot
 from ..render.escape import page_text
 from ..render.graphviz_call import INSTALL_HINT
+from ..render.html_page import digest_id, inline_svg, without_prologue
 from ..render.options import for_trace as checked_options
-from ..render.stepper import _inline_svg, fragment
+from ..render.stepper import fragment
 from .jacobian_table import jacobian_html
 
 SVG = "image/svg+xml"
@@ -31,7 +31,6 @@ TEXT = "text/plain"
 
 MAX_PASSES = 20  # a Recorder shows this many passes in full; a training loop records thousands
 
-_PROLOGUE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _SIZE = re.compile(r'<svg width="([0-9.]+)pt" height="([0-9.]+)pt"')
 
 # Every displayed stepper or pass list gets a fresh number: two displays of one trace on one page (the same
@@ -82,10 +81,9 @@ def no_picture_line(exc: GradtraceError) -> str:
     return f"(no picture: {exc})"
 
 
-def inline_svg(svg: str, scale: float | None = None) -> str:
+def display_svg(svg: str, scale: float | None = None) -> str:
     """Graphviz SVG as display data: from `<svg` on (no XML prologue or DOCTYPE), optionally scaled."""
-    svg = _PROLOGUE.sub("", svg, count=1)
-    return scale_svgs(svg, scale)
+    return scale_svgs(without_prologue(svg), scale)
 
 
 def scale_svgs(text: str, scale: float | None) -> str:
@@ -114,7 +112,7 @@ def picture_bundle(trace: Trace, wanted: Wanted, options: dict[str, Any], scale:
     note = None
     if wanted(SVG):
         try:
-            out[SVG] = inline_svg(trace.svg(**options), scale)
+            out[SVG] = display_svg(trace.svg(**options), scale)
         except GradtraceError as exc:
             note = no_picture_line(exc)
     if wanted(TEXT):
@@ -141,8 +139,7 @@ def stepper_html(trace: Trace, options: dict[str, Any], scale: float | None) -> 
 
     # The ids start with a digest of what is drawn (the DOT text: no absolute paths, unlike the trace's JSON,
     # so the same notebook cell gives the same ids in every kernel) and end with this display's number.
-    digest = hashlib.sha256(to_dot(trace, **options).encode("utf-8")).hexdigest()[:12]
-    uid = f"gt-{digest}-{next(_display_numbers)}"
+    uid = f"{digest_id(to_dot(trace, **options))}-{next(_display_numbers)}"
     return scale_svgs(fragment(trace, uid=uid, **options), scale)
 
 
@@ -178,7 +175,7 @@ def _passes_html(traces: list[Trace], more: str | None) -> str:
         except GradtraceError as exc:  # one pass too large to lay out: say so there, draw the others
             out.append(f"<p>{page_text(no_picture_line(exc))}</p>")
         else:
-            out.append(_prefixed(inline_svg(svg), f"gt-p{number}-{trace.index}-"))
+            out.append(inline_svg(svg, f"gt-p{number}-{trace.index}-"))
         out.append("</section>")
     if more:
         out.append(f"<p>{page_text(more)}</p>")
@@ -196,12 +193,6 @@ def pass_title(trace: Trace) -> str:
         f"pass #{trace.index}{where}: {how} of {seeds} — {plural(len(trace.steps), 'step')}, "
         f"{plural(len(trace.leaves), 'leaf', 'leaves')}{state}"
     )
-
-
-def _prefixed(svg: str, prefix: str) -> str:
-    """Element ids made unique on the page, since several pictures share one HTML output."""
-
-    return _inline_svg(svg, prefix)
 
 
 class TraceView:
@@ -232,7 +223,8 @@ class TraceView:
         """The display as an HTML fragment to embed anywhere (the stepper, or the picture), with fresh element ids."""
         if self.steps:
             return stepper_html(self.trace, self.options, self.scale)
-        return _prefixed(inline_svg(self.trace.svg(**self.options), self.scale), f"gt-v{next(_display_numbers)}-")
+        svg = display_svg(self.trace.svg(**self.options), self.scale)
+        return inline_svg(svg, f"gt-v{next(_display_numbers)}-")
 
     def __repr__(self) -> str:
         what = f"stepper through {plural(len(self.trace.steps), 'step')}" if self.steps else "picture"

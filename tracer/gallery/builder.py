@@ -17,7 +17,6 @@ between builds; SVG and the step pages depend on the Graphviz version as well.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from typing import Any
 
 from ..model.records import Trace
 from ..render.draw import svg
+from ..render.output_files import Manifest, foreign, in_the_way, write_atomic
 from ..render.stepper import page
 from .entries import Entry, GalleryError, Pass, Script, discover, run
 from .markdown import readme
@@ -52,7 +52,7 @@ def find_gallery(folder: str | os.PathLike[str] | None = None) -> Path:
                 "(cases/TOPIC/ENTRY.py); pass the repository's gallery/ folder"
             )
         return path
-    repository = Path(__file__).resolve().parent.parent
+    repository = Path(__file__).resolve().parents[2]  # tracer/gallery/builder.py -> the repository
     for candidate in (repository / "gallery", Path.cwd() / "gallery"):
         if (candidate / "cases").is_dir():
             return candidate
@@ -130,11 +130,6 @@ def _pages(planned: list[list[_Planned]], outdir: Path) -> list[EntryPage]:
         EntryPage(rows[0].entry, _relative(rows[0].entry.script.path, outdir), tuple(r.files for r in rows))
         for rows in planned
     ]
-
-
-def text_files(entries: list[Entry], outdir: Path, source: Path) -> dict[str, str]:
-    """The files that need no Graphviz (every pass's DOT, index.html, README.md), by relative path."""
-    return _text_files(_plan(entries), outdir, source)
 
 
 def _text_files(planned: list[list[_Planned]], outdir: Path, source: Path) -> dict[str, str]:
@@ -274,32 +269,19 @@ class _Folder:
     def __init__(self, folder: Path, *, force: bool = False) -> None:
         self.folder = folder
         self.force = force
+        self.manifest = Manifest(folder / MANIFEST, MANIFEST_FORMAT, listed=True, subfolders=True)
 
     def previous(self) -> set[str]:
-        try:
-            data = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return set()
-        if (
-            not isinstance(data, dict)
-            or data.get("format") != MANIFEST_FORMAT
-            or not isinstance(data.get("files"), list)
-        ):
-            return set()
-        return {f for f in data["files"] if isinstance(f, str) and _safe(f)}
+        return set(self.manifest.read())
 
     def check_free(self, names: Any) -> None:
         if self.force:
             return
-        ours = self.previous()
-        taken = sorted(n for n in names if n not in ours and (self.folder / n).exists())
+        taken = sorted(foreign(self.folder, names, self.previous()))
         if taken:
-            shown = ", ".join(repr(str(self.folder / n)) for n in taken[:3])
-            more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
             raise GalleryError(
-                f"{shown}{more} already exist{'s' if len(taken) == 1 else ''} and the gallery builder did not write "
-                f"{'it' if len(taken) == 1 else 'them'} (they are not in {MANIFEST}); pass force=True (--force) to "
-                "replace them, or choose another output folder"
+                f"{in_the_way(self.folder, taken, 'the gallery builder')} (they are not in {MANIFEST}); pass "
+                "force=True (--force) to replace them, or choose another output folder"
             )
 
     def write(self, files: dict[str, bytes]) -> list[str]:
@@ -308,15 +290,12 @@ class _Folder:
             for name, data in sorted(files.items()):
                 path = self.folder / name
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".~{path.name}")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
+                write_atomic(path, data)
             removed = sorted(old - set(files))
             for name in removed:
                 (self.folder / name).unlink(missing_ok=True)
             self._prune(removed)
-            document = {"format": MANIFEST_FORMAT, "version": 1, "files": sorted(files)}
-            (self.folder / MANIFEST).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+            self.manifest.write(dict.fromkeys(files, ""))
         except OSError as exc:
             raise GalleryError(f"cannot write the gallery into {str(self.folder)!r}: {exc.strerror or exc}") from None
         return removed
@@ -329,9 +308,3 @@ class _Folder:
             while parent != out and out in parent.parents and parent.is_dir() and not any(parent.iterdir()):
                 shutil.rmtree(parent)
                 parent = parent.parent
-
-
-def _safe(name: str) -> bool:
-    """A manifest entry the builder may touch: relative, inside the folder, no '..'."""
-    parts = Path(name).parts
-    return bool(parts) and not Path(name).is_absolute() and ".." not in parts

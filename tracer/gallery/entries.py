@@ -12,10 +12,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 import os
-import runpy
-import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ import torch
 from ..model.errors import GradtraceError
 from ..model.records import Step, Trace
 from ..record.recorder import Recorder
+from ..record.script_runner import run_script
+from ..record.user_traceback import strip_exception
 from ..render.options import parse_options
 
 
@@ -151,15 +152,15 @@ def read_script(topic: Topic, path: Path) -> Script:
 def run(script: Script) -> Entry:
     """Run the script as `python SCRIPT` would, inside tracer.record(); GalleryError when it fails."""
     recorder = Recorder()
-    namespace: dict[str, Any] = {}
-    with _isolated(script.path):
-        try:
-            with recorder:
-                namespace = runpy.run_path(str(script.path), run_name="__main__")
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            raise GalleryError(f"gallery entry {script.id} failed:\n{_script_traceback(exc, script.path)}") from None
+    with torch_state_kept(), recorder:
+        outcome = run_script(script.path, [])
+    if isinstance(outcome.error, KeyboardInterrupt):
+        raise outcome.error
+    if outcome.error is not None:
+        raise GalleryError(f"gallery entry {script.id} failed:\n{_script_traceback(outcome.error)}")
+    if outcome.exit_code != 0:
+        raise GalleryError(f"gallery entry {script.id} failed: it called sys.exit({outcome.exit_code})")
+    namespace = outcome.namespace
     lines = script.path.read_text(encoding="utf-8").splitlines()
     passes = tuple(_pass(trace, script.path, lines) for trace in recorder.traces)
     if not passes:
@@ -183,32 +184,26 @@ def run(script: Script) -> Entry:
     return Entry(script, passes, shown, dict(drawing))
 
 
-class _isolated:
-    """Around one script: its argv and folder as `python SCRIPT` sets them, torch's RNG and default dtype
-    restored afterwards, so one entry cannot change the numbers of the next."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        self.argv, self.sys_path = sys.argv, list(sys.path)
-        self.rng = torch.random.get_rng_state()
-        self.dtype = torch.get_default_dtype()
-        self.grad_enabled = torch.is_grad_enabled()
-        sys.argv = [str(self.path)]
-        sys.path.insert(0, str(self.path.parent))
-
-    def __exit__(self, *exc_info: object) -> None:
-        sys.argv, sys.path[:] = self.argv, self.sys_path
-        torch.random.set_rng_state(self.rng)
-        torch.set_default_dtype(self.dtype)
-        torch.set_grad_enabled(self.grad_enabled)
+@contextmanager
+def torch_state_kept() -> Iterator[None]:
+    """Around one script: torch's RNG, default dtype and grad mode restored afterwards, so one entry cannot change
+    the numbers of the next (argv, sys.path and the rest are run_script's)."""
+    rng = torch.random.get_rng_state()
+    dtype = torch.get_default_dtype()
+    grad_enabled = torch.is_grad_enabled()
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(rng)
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad_enabled)
 
 
-def _script_traceback(exc: BaseException, path: Path) -> str:
-    """The exception with the script's own frames only (the runpy and gallery frames say nothing)."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _same_file(f.filename, path)]
-    lines = [f"  {path.name}, line {f.lineno}: {(f.line or '').strip()}" for f in frames]
+def _script_traceback(exc: BaseException) -> str:
+    """The exception as the script's author sees it: gradtrace's frames taken out, one line per frame."""
+    strip_exception(exc)
+    frames = traceback.extract_tb(exc.__traceback__)
+    lines = [f"  {os.path.basename(f.filename)}, line {f.lineno}: {(f.line or '').strip()}" for f in frames]
     message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return "\n".join([*lines, f"  {message}"])
 

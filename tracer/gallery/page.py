@@ -16,6 +16,7 @@ from ..model.format import inline
 from ..model.records import TensorInfo
 from ..model.version import __version__
 from ..render.highlight import python_html
+from ..render.html_page import document
 from .entries import Entry, Pass, ShownError, Topic
 
 PRECISION = 4
@@ -115,7 +116,7 @@ def _caption(p: Pass, files: PassFiles) -> str:
     if p.line is not None and p.code is not None:
         head += f" · line {p.line}: <code>{html.escape(p.code)}</code>"
     parts = [head]
-    seeds = [f"{html.escape(s.name or 'output')}: v = <code>{html.escape(_short(s.v))}</code>" for s in t.seeds]
+    seeds = [f"{html.escape(s.output_name)}: v = <code>{html.escape(_short(s.v))}</code>" for s in t.seeds]
     if seeds:
         parts.append("seed " + ", ".join(seeds))
     grads = [
@@ -146,7 +147,7 @@ def _caption(p: Pass, files: PassFiles) -> str:
 
 
 def _figure(p: Pass, files: PassFiles) -> str:
-    seeds = ", ".join(s.name or "output" for s in p.trace.seeds)
+    seeds = ", ".join(s.output_name for s in p.trace.seeds)
     alt = f"pass {p.trace.index}: {p.trace.kind} of {seeds}, {len(p.trace.steps)} steps"
     return (
         f'<figure class="pass" data-pass="{p.trace.index}">'
@@ -216,12 +217,11 @@ def index_html(pages: Sequence[EntryPage], *, notebook: str | None = None) -> st
     notebook_link = (
         f' The same cases as a notebook: <a href="{_href(notebook)}">{html.escape(notebook)}</a>.' if notebook else ""
     )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        "<title>gradtrace gallery: the autograd tutorials, pass by pass</title>\n"
-        f"<style>{STYLE}</style>\n</head>\n<body>\n<header>\n"
+    title = "gradtrace gallery: the autograd tutorials, pass by pass"
+    return document(
+        title,
+        STYLE,
+        "<header>\n"
         "<h1>The gradtrace gallery</h1>\n"
         '<p class="lead">Every case of five autograd tutorials as a short script, run and recorded by gradtrace: '
         f"{len(pages)} entries in {len(topics)} topics, {passes} backward passes. Each script checks its numbers "
@@ -232,5 +232,5 @@ def index_html(pages: Sequence[EntryPage], *, notebook: str | None = None) -> st
         f'<p class="muted">Drawn by gradtrace {html.escape(__version__)}. Rebuild with <code>./dev gallery</code> '
         f"(or <code>gradtrace gallery</code>).{notebook_link}</p>\n"
         f'<nav class="toc" aria-label="contents">\n<ol>\n{toc}\n</ol>\n</nav>\n</header>\n'
-        f"<main>\n{sections}\n</main>\n</body>\n</html>\n"
+        f"<main>\n{sections}\n</main>\n",
     )

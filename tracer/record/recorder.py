@@ -2,10 +2,10 @@
 
 How: while a `record()` block is open, torch's Python-side engine object is wrapped, so every pass —
 `Tensor.backward`, `torch.autograd.backward`, `torch.autograd.grad`, however they were imported — goes
-through `_run_recorded`. A PassRecorder (pass_recorder.py, the only other module touching autograd hooks)
-hooks the pass's graph, torch's own engine runs it unchanged, every hook comes off again (also when the
-pass raises) and what the hooks saw becomes a plain, frozen `Trace` — built when `rec.traces` is first
-read, so a training loop recording every step pays for the hooks, not for the Python objects.
+through `_run_recorded`. A PassRecorder (pass_recorder.py; its hooks in pass_hooks.py) hooks the pass's
+graph, torch's own engine runs it unchanged, every hook comes off again (also when the pass raises) and what
+the hooks saw (a PassSeen) becomes a plain, frozen `Trace` (trace_builder.py) — built when `rec.traces` is
+first read, so a training loop recording every step pays for the hooks, not for the Python objects.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ import torch
 from torch.autograd.variable import Variable
 
 from ..model.errors import GradtraceError
-from ..model.records import CAPTURES, Capture, Options, Trace
+from ..model.records import CAPTURES, JACOBIAN_LIMIT, MAX_VALUES, Capture, Options, Trace
 from ..model.seam import upstairs
+from .backward_call import BackwardCall
 from .explain import add_explanation
 from .local_jacobian import NestedPassRefused, calling_node
 from .modules import ModuleTagger
 from .names import NameBook, frame_source, module_variable, user_frame
-from .pass_recorder import BackwardCall, PassRecorder, running_passes
+from .pass_recorder import PassRecorder, running_passes
+from .pass_seen import PassSeen
+from .trace_builder import build_trace
 
 
 class GradtraceWarning(UserWarning):
@@ -50,8 +53,8 @@ class Recorder:
         *,
         names: Any = None,
         capture: Capture = "auto",
-        max_values: int = 64,
-        jacobian_limit: int = 64,
+        max_values: int = MAX_VALUES,
+        jacobian_limit: int = JACOBIAN_LIMIT,
         label: str | None = None,
         model: torch.nn.Module | None = None,
     ) -> None:
@@ -135,8 +138,8 @@ def record(
     *,
     names: Any = None,
     capture: Capture = "auto",
-    max_values: int = 64,
-    jacobian_limit: int = 64,
+    max_values: int = MAX_VALUES,
+    jacobian_limit: int = JACOBIAN_LIMIT,
     label: str | None = None,
     model: torch.nn.Module | None = None,
 ) -> Recorder:
@@ -159,8 +162,8 @@ def trace(
     create_graph: bool = False,
     names: Any = None,
     capture: Capture = "auto",
-    max_values: int = 64,
-    jacobian_limit: int = 64,
+    max_values: int = MAX_VALUES,
+    jacobian_limit: int = JACOBIAN_LIMIT,
     label: str | None = None,
 ) -> Trace:
     """Run `torch.autograd.backward(outputs, gradient, ...)` and return its recorded Trace.
@@ -342,10 +345,10 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     frame = user_frame(sys._getframe(1))
     tagger = next((r._tagger for r in reversed(recorders) if r._tagger is not None), None)
     pas = PassRecorder(
-        call,
-        innermost.options,
-        NameBook(innermost.names, frame),
-        frame_source(frame),
+        call=call,
+        options=innermost.options,
+        names=NameBook(innermost.names, frame),
+        source=frame_source(frame),
         modules=None if tagger is None else tagger.classes,
     )
     running = running_passes()
@@ -417,7 +420,8 @@ def _finish_and_deliver(
         return
     finally:
         pas.release()
-    pending = _Pending(pas)
+    assert pas.seen is not None  # harvest() returned
+    pending = _Pending(pas.seen)
     for rec, index in zip(recorders, indices, strict=True):
         rec._deliver(index, pending)
 
@@ -429,18 +433,18 @@ def _could_not_record(exc: Exception) -> None:
 class _Pending:
     """A recorded pass whose Trace is built on first request, once, for every record() block it belongs to."""
 
-    def __init__(self, pas: PassRecorder) -> None:
-        self._pass: PassRecorder | None = pas
+    def __init__(self, seen: PassSeen) -> None:
+        self._seen: PassSeen | None = seen
         self._trace: Trace | None = None
         self.error: str | None = None  # why the Trace could not be built
         self._lock = threading.Lock()
 
     def trace(self) -> Trace | None:
         with self._lock:
-            if self._pass is not None:
-                pas, self._pass = self._pass, None
+            if self._seen is not None:
+                seen, self._seen = self._seen, None
                 try:
-                    self._trace = pas.build()
+                    self._trace = build_trace(seen)
                 except Exception as exc:  # our bug: the pass ran fine, only its record is lost
                     _could_not_record(exc)
                     self.error = f"{type(exc).__name__}: {exc}"

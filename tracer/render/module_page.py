@@ -11,8 +11,6 @@ browser, and the browser's back button steps back.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,16 +19,12 @@ from ..model.errors import DrawingTooLargeError
 from ..model.records import Trace
 from .escape import page_text
 from .graphviz_call import render_dot
+from .html_page import digest_id, document, inline_svg, seed_names, theme_style
 from .options import RenderOptions
 from .picture import Picture, plan
 from .side_by_side import CHART_WIDTH
-from .style import THEMES
 
 MAX_VIEWS = 64  # drawings on one page (the main view and the insides it links to)
-
-_PROLOGUE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
-_ID = re.compile(r'\bid="')
-_URL = re.compile(r"url\(#")
 
 CSS = """
 .gt-modules{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;line-height:1.4}
@@ -81,18 +75,8 @@ def _call(focus: str | None, repeats: str, depth: int | None) -> str:
 
 def page(trace: Trace, opts: RenderOptions) -> str:
     """The complete HTML document (deterministic: the same trace and options give the same bytes)."""
-    theme = THEMES[opts.theme]
-    background = "#ffffff" if theme.background == "transparent" else theme.background
-    colour = theme.text if theme.background != "transparent" else "#1f2328"
-    seeds = ", ".join(s.name or f"output {s.index}" for s in trace.seeds) or "pass"
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>gradtrace: module view of the backward of {page_text(seeds)}</title>\n"
-        f"<style>body{{margin:1.5em;background:{background};color:{colour}}}</style>\n"
-        "</head>\n<body>\n" + fragment(trace, opts) + "</body>\n</html>\n"
-    )
+    title = f"gradtrace: module view of the backward of {seed_names(trace)}"
+    return document(title, theme_style(opts.theme), fragment(trace, opts))
 
 
 def fragment(trace: Trace, opts: RenderOptions, uid: str | None = None) -> str:
@@ -101,8 +85,7 @@ def fragment(trace: Trace, opts: RenderOptions, uid: str | None = None) -> str:
     main = plan(trace, main_opts)
     main.check_size()
     if uid is None:
-        digest = hashlib.sha256((main.dot() + repr(opts)).encode("utf-8")).hexdigest()
-        uid = f"gt-{digest[:12]}"
+        uid = digest_id(main.dot() + repr(opts))
     views, pictures, links = _views(trace, main_opts, main, uid)
 
     texts = [p.dot(links.get(v.anchor)) for v, p in zip(views, pictures, strict=True)]
@@ -110,7 +93,7 @@ def fragment(trace: Trace, opts: RenderOptions, uid: str | None = None) -> str:
         svgs = list(pool.map(lambda t: render_dot(t, "svg").decode("utf-8"), texts))
     out = [f'<div class="gt-modules" id="{uid}">', f"<style>{CSS}</style>"]
     for k, (view, svg) in enumerate(zip(views, svgs, strict=True)):
-        body = _inline(svg, f"{view.anchor}-")
+        body = inline_svg(svg, f"{view.anchor}-", links=False)
         if k == 0:
             out.append(_main_section(trace, view, body))
         else:
@@ -169,16 +152,9 @@ def _views(
     return views, pictures, links
 
 
-def _inline(svg: str, prefix: str) -> str:
-    """Graphviz SVG inside HTML: no XML prologue, ids unique on the page (links to other sections kept)."""
-    svg = _PROLOGUE.sub("", svg, count=1)
-    svg = _ID.sub(f'id="{prefix}', svg)
-    return _URL.sub(f"url(#{prefix}", svg).strip()
-
-
 def _main_section(trace: Trace, view: _View, body: str) -> str:
 
-    chart = _inline(health(trace).chart(width=CHART_WIDTH), f"{view.anchor}-chart-")
+    chart = inline_svg(health(trace).chart(width=CHART_WIDTH), f"{view.anchor}-chart-", links=False)
     return (
         f'<section class="gt-view gt-main" id="{view.anchor}">\n'
         f"<h2>{page_text(view.title)}</h2>\n"

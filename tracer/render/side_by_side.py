@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import re
 
+from .html_page import without_prologue
+
 GAP = 24  # pixels between the two pictures
 CHART_WIDTH = 640  # pixels of the profile chart beside a graph: narrow enough for both on a laptop screen
 PT = 4 / 3  # CSS pixels per point
 
-_PROLOGUE = re.compile(r"^.*?(?=<svg\b)", re.DOTALL)
 _OPEN = re.compile(r"<svg\b([^>]*)>")
 _SIZE = re.compile(r'\s(width|height)="([0-9.]+)(pt|px)?"')
 
 
 def _pixels(svg: str) -> tuple[str, float, float]:
     """The <svg> element (no XML prologue or DOCTYPE) and its width and height in pixels."""
-    body = _PROLOGUE.sub("", svg, count=1).strip()
+    body = without_prologue(svg).strip()
     head = _OPEN.match(body)
     if head is None:
         raise ValueError("not an SVG document: no <svg> element at the start")

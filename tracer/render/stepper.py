@@ -7,24 +7,19 @@ the script touches only its own element); `page()` wraps it into a full HTML doc
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
+from ..analyse.naming import step_ref
 from ..model.format import inline
-from ..model.records import Step, Trace
+from ..model.records import NoteKind, Step, Trace
 from .dot import build
 from .escape import page_text
 from .frames import frames_of
 from .graphviz_call import render_dot
+from .html_page import digest_id, document, inline_svg, seed_names, theme_style
 from .options import RenderOptions, for_trace
 from .picture import plan
-from .style import THEMES
-
-_XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.DOTALL)
-_ID = re.compile(r'\bid="')
-_URL = re.compile(r"url\(#")
-_HREF = re.compile(r'href="#')
 
 CSS = """
 .gt-stepper{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:100%;outline:none}
@@ -83,8 +78,7 @@ def default_uid(trace: Trace, opts: RenderOptions) -> str:
     (what is drawn, with file basenames), not the JSON: the same script run from another folder records its
     absolute path, and the page must not change with it."""
 
-    digest = hashlib.sha256((build(trace, opts) + repr(opts)).encode("utf-8")).hexdigest()
-    return f"gt-{digest[:12]}"
+    return digest_id(build(trace, opts) + repr(opts))
 
 
 _UID = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -110,7 +104,7 @@ def _fragment(trace: Trace, opts: RenderOptions, uid: str) -> str:
     if not steps:
         drawing = plan(trace, opts, full_only=True)
         drawing.check_size()
-        picture = _inline_svg(render_dot(drawing.dot(), "svg").decode("utf-8"), f"{uid}-f0-")
+        picture = inline_svg(render_dot(drawing.dot(), "svg").decode("utf-8"), f"{uid}-f0-")
         out.append(f'<p class="gt-title">{page_text(title)}: this pass ran no step.</p>')
         out.append(f'<figure class="gt-static">{picture}</figure></div>')
         return "\n".join(out) + "\n"
@@ -129,19 +123,11 @@ def _fragment(trace: Trace, opts: RenderOptions, uid: str) -> str:
         active = "true" if k == 1 else "false"
         out.append(f'<figure class="gt-frame" data-step="{k}" data-active="{active}"{hidden}>')
         out.append(f"<figcaption>{page_text(caption(trace, step, opts))}</figcaption>")
-        out.append(_inline_svg(data.decode("utf-8"), f"{uid}-f{k}-"))
+        out.append(inline_svg(data.decode("utf-8"), f"{uid}-f{k}-"))
         out.append("</figure>")
     out.append(f"<script>{SCRIPT % {'uid': uid}}</script>")
     out.append("</div>")
     return "\n".join(out) + "\n"
-
-
-def _inline_svg(svg: str, prefix: str) -> str:
-    """Graphviz SVG ready to sit inside HTML: no XML prologue, ids made unique on the page."""
-    svg = _XML_PROLOGUE.sub("", svg, count=1)
-    svg = _ID.sub(f'id="{prefix}', svg)
-    svg = _URL.sub(f"url(#{prefix}", svg)
-    return _HREF.sub(f'href="#{prefix}', svg).strip()
 
 
 def caption(trace: Trace, step: Step, opts: RenderOptions) -> str:
@@ -150,7 +136,6 @@ def caption(trace: Trace, step: Step, opts: RenderOptions) -> str:
     def show(info: Any) -> str:
         return inline(info, opts.precision, opts.max_elements)
 
-    by_id = {n.id: n for n in trace.nodes}
     v = ", ".join(show(x) for x in step.v) if step.v else "nothing"
     head = f"Step {step.id} of {len(trace.steps)}: {step.name} (forward: {step.op}) receives v = {v}"
     if step.leaf is not None:
@@ -158,15 +143,15 @@ def caption(trace: Trace, step: Step, opts: RenderOptions) -> str:
         if leaf is not None and leaf.kind == "leaf" and leaf.grad is not None:
             return f"{head} and adds it to {leaf.name}.grad: {show(leaf.grad_before)} → {show(leaf.grad_total)}."
         return f"{head} for leaf {step.leaf}."
-    if step.note is not None and step.note.startswith("raised"):
+    if step.note_kind is NoteKind.RAISED:
         return f"{head}; it {step.note}."
     sent = []
     for k, e in enumerate(step.edges):
         g = step.vjp[k] if k < len(step.vjp) else None
         if e.target is None:
             continue
-        target = by_id[e.target]
-        where = f"step {target.id}" if target.executed else f"node {target.id} (not run)"
+        target = trace.node(e.target)
+        where = step_ref(target) + ("" if target.executed else " (not run)")
         if target.leaf:
             where += f" ({target.leaf})"
         sent.append(f"{show(g)} to {where}")
@@ -179,19 +164,6 @@ def page(trace: Trace, **options: Any) -> str:
     """A complete HTML document around the stepper (deterministic: no dates, no absolute paths)."""
 
     opts = for_trace(trace, options)
-    theme = THEMES[opts.theme]
-    background = "#ffffff" if theme.background == "transparent" else theme.background
-    colour = theme.text if theme.background != "transparent" else "#1f2328"
     body = _fragment(trace, opts, default_uid(trace, opts))
-    seeds = ", ".join(s.name or f"output {s.index}" for s in trace.seeds) or "pass"
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>gradtrace: backward of {page_text(seeds)}</title>\n"
-        f"<style>body{{margin:1.5em;background:{background};color:{colour}}}</style>\n"
-        "</head>\n<body>\n"
-        + body
-        + "<script>(function(){var s=document.querySelector('.gt-stepper');if(s){s.focus();}})();</script>\n"
-        "</body>\n</html>\n"
-    )
+    focus = "<script>(function(){var s=document.querySelector('.gt-stepper');if(s){s.focus();}})();</script>\n"
+    return document(f"gradtrace: backward of {seed_names(trace)}", theme_style(opts.theme), body + focus)

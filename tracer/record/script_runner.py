@@ -1,4 +1,8 @@
-"""Run a Python script in this process exactly as `python SCRIPT.py ARGS` would, and say how it ended."""
+"""Run a user's Python script in this process exactly as `python SCRIPT.py ARGS` would, and say how it ended.
+
+Used by `gradtrace run` / `gradtrace analyze` (inside tracer.record()) and by the gallery builder: the script is
+`__main__`, its folder is first on sys.path, sys.argv is its own, and everything is restored afterwards.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,21 @@ import sys
 import types
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 INTERRUPTED = 130  # what a shell reports for a program stopped by Ctrl-C (128 + SIGINT)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How the user's code ended: its exit code, and the exception that ended it (None after success or sys.exit)."""
+    """How the user's code ended: its exit code, the exception that ended it (None after success or sys.exit),
+    and the script's global namespace as it was left (empty when unknown)."""
 
     exit_code: int
     error: BaseException | None = None
+    namespace: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def exit_code_of(code: object) -> int:
@@ -54,14 +61,21 @@ def main_module(filename: str, loader: object = None) -> types.ModuleType:
     return module
 
 
+def _within(name: str, packages: Sequence[str]) -> bool:
+    return any(name == p or name.startswith(f"{p}.") for p in packages)
+
+
 @contextmanager
-def running_as_main(module: types.ModuleType, argv: Sequence[str], directory: str) -> Iterator[None]:
+def running_as_main(
+    module: types.ModuleType, argv: Sequence[str], directory: str, *, hidden: Sequence[str] = ()
+) -> Iterator[None]:
     """Make `module` the program: sys.argv, sys.path[0], sys.modules['__main__'] (and the working folder the
-    program may change) are all restored afterwards."""
+    program may change) are all restored afterwards. The packages named in `hidden` are taken out of
+    sys.modules meanwhile, so a script with a module of the same name imports its own (e.g. a `cli.py`)."""
     saved_argv = sys.argv
     saved_path0 = sys.path[0] if sys.path else None
     saved_main = sys.modules.get("__main__")
-    saved_cwd = os.getcwd()  # a script may chdir; our relative paths (the output folder) must still hold after
+    saved_cwd = os.getcwd()  # a script may chdir; the caller's relative paths (an output folder) must still hold
     sys.argv = list(argv)
     # Python puts the script's own folder first on sys.path (in place of the launcher's entry).
     if sys.path:
@@ -69,14 +83,13 @@ def running_as_main(module: types.ModuleType, argv: Sequence[str], directory: st
     else:
         sys.path.insert(0, directory)
     sys.modules["__main__"] = module  # pickling and multiprocessing find the user's classes here
-    # Our package's name is a common one: a script with its own cli.py must import that, not us.
-    ours = {name: mod for name, mod in sys.modules.items() if name == __package__ or name.startswith(f"{__package__}.")}
+    ours = {name: mod for name, mod in sys.modules.items() if _within(name, hidden)}
     for name in ours:
         del sys.modules[name]
     try:
         yield
     finally:
-        for name in [n for n in sys.modules if n == __package__ or n.startswith(f"{__package__}.")]:
+        for name in [n for n in sys.modules if _within(n, hidden)]:
             del sys.modules[name]
         sys.modules.update(ours)
         with contextlib.suppress(OSError):  # the folder may be gone; then there is nothing to return to
@@ -93,16 +106,18 @@ def running_as_main(module: types.ModuleType, argv: Sequence[str], directory: st
             sys.modules.pop("__main__", None)
 
 
-def run_script(path: Path, args: Sequence[str]) -> Outcome:
-    """Compile and execute the script as `__main__`; exceptions (also SyntaxError) become the Outcome."""
+def run_script(path: Path, args: Sequence[str], *, hidden: Sequence[str] = ()) -> Outcome:
+    """Compile and execute the script as `__main__`; exceptions (also SyntaxError) become the Outcome.
+    `hidden`: packages the script must not see as already imported (see running_as_main)."""
     filename = os.path.abspath(path)  # Python >= 3.9 gives the main script an absolute __file__
     module = main_module(filename, importlib.machinery.SourceFileLoader("__main__", filename))
     directory = os.path.dirname(os.path.realpath(path))
-    with running_as_main(module, [str(path), *args], directory):
+    with running_as_main(module, [str(path), *args], directory, hidden=hidden):
         try:
             source = Path(filename).read_bytes()
             code = compile(source, filename, "exec", dont_inherit=True)
             exec(code, module.__dict__)
         except BaseException as exc:
-            return ended_by(exc)
-    return Outcome(0)
+            outcome = ended_by(exc)
+            return Outcome(outcome.exit_code, outcome.error, module.__dict__)
+    return Outcome(0, None, module.__dict__)
