@@ -19,6 +19,7 @@ import tracer
 from tests.render_helpers import case_trace
 from tracer.render.frames import frames
 from tracer.render.options import OPTION_NAMES
+from tracer.render.shown_precision import mismatch
 from tracer.render.style import THEMES
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -49,7 +50,9 @@ def _check_golden(name: str, text: str) -> None:
     if UPDATE:
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"no golden file {path.name}: run with GRADTRACE_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8"), f"{name}: DOT differs from {path.name}"
+    # At the shown precision: another CPU rounds the last bits differently (tracer/render/shown_precision.py).
+    why = mismatch(path.read_text(encoding="utf-8"), text)
+    assert why is None, f"{name}: DOT differs from {path.name}: {why}"
 
 
 @pytest.mark.parametrize("case_id", GOLDEN_CASES)

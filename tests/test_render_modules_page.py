@@ -13,6 +13,7 @@ import pytest
 from tests.module_models import Recorded, encoder
 from tests.render_helpers import check_html
 from tracer.analyse import module_view
+from tracer.render.shown_precision import mismatch
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("GRADTRACE_UPDATE_GOLDEN") == "1"
@@ -31,7 +32,8 @@ def test_golden_module_view_of_a_12_layer_transformer(twelve: Recorded) -> None:
     if UPDATE:
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"no golden file {path.name}: run with GRADTRACE_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8"), f"DOT differs from {path.name}"
+    # At the shown precision: another CPU rounds the last bits differently (tracer/render/shown_precision.py).
+    assert (why := mismatch(path.read_text(encoding="utf-8"), text)) is None, f"DOT differs from {path.name}: {why}"
 
 
 def test_the_default_picture_of_a_big_tagged_pass_is_the_module_view(twelve: Recorded) -> None:

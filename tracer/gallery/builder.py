@@ -28,6 +28,7 @@ from typing import Any
 from ..model.records import Trace
 from ..render.draw import svg
 from ..render.output_files import Manifest, foreign, in_the_way, write_atomic
+from ..render.shown_precision import mismatch
 from ..render.stepper import page
 from .entries import Entry, GalleryError, Pass, Script, discover, run
 from .markdown import readme
@@ -39,6 +40,7 @@ MANIFEST = ".gallery-manifest.json"
 MANIFEST_FORMAT = "gradtrace.gallery"
 NOTEBOOK = "notebook.ipynb"
 OUT = "out"
+TEXT_SUFFIXES = frozenset({".dot", ".svg", ".html", ".md"})  # kept as they are when equal at the shown precision
 
 
 def find_gallery(folder: str | os.PathLike[str] | None = None) -> Path:
@@ -237,7 +239,8 @@ def stale(
     entries: list[Entry] | None = None,
 ) -> list[str]:
     """What in the written gallery does not match its scripts: every DOT, index.html and README.md is regenerated
-    (no Graphviz needed) and compared byte for byte; missing and left-over files count too. [] when current.
+    (no Graphviz needed) and compared at the precision it shows (words exactly, numbers to about 4 significant
+    digits: another CPU rounds last bits differently); missing and left-over files count too. [] when current.
     `entries`: the scripts already run (default: run them now)."""
     folder = find_gallery(source)
     target = Path(outdir) if outdir is not None else folder
@@ -250,8 +253,8 @@ def stale(
         path = target / name
         if not path.is_file():
             problems.append(f"{name} is missing")
-        elif path.read_bytes() != text.encode("utf-8"):
-            problems.append(f"{name} differs from what the scripts give now")
+        elif (why := mismatch(path.read_text(encoding="utf-8", errors="replace"), text)) is not None:
+            problems.append(f"{name} differs from what the scripts give now ({why})")
     drawn = _drawn_names(planned)
     problems += [f"{name} is missing" for name in sorted(drawn) if not (target / name).is_file()]
     written = _Folder(target).previous()
@@ -260,6 +263,19 @@ def stale(
         for name in sorted(written - set(expected) - drawn)
     ]
     return problems
+
+
+def _same_as_shown(path: Path, data: bytes) -> bool:
+    """The file holds this text already, at the precision it shows (render/shown_precision.py)."""
+    if path.suffix not in TEXT_SUFFIXES or not path.is_file():
+        return False
+    old = path.read_bytes()
+    if old == data:
+        return True
+    try:
+        return mismatch(old.decode("utf-8"), data.decode("utf-8")) is None
+    except UnicodeDecodeError:
+        return False
 
 
 class _Folder:
@@ -289,6 +305,8 @@ class _Folder:
         try:
             for name, data in sorted(files.items()):
                 path = self.folder / name
+                if _same_as_shown(path, data):
+                    continue  # another CPU's last bits: keep the committed file, so a rebuild is no diff
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, data)
             removed = sorted(old - set(files))
