@@ -190,54 +190,79 @@ def jacobian(
     if method not in METHODS:
         raise ValueError(f"unknown method: {method!r} (must be one of {list(METHODS)})")
     p = _prepare(outputs, inputs, names, retain_graph)
-    ys, xs, dtype = p.outputs, p.inputs, _common_dtype(p.outputs, p.inputs)
-    n_rows = sum(y.numel() for y in ys)
-    labels = dict(zip(p.input_names, xs, strict=True))
-
-    fallback: str | None = None
-    notes: list[str] = []
-    matrix: torch.Tensor | None = None
-    traces: tuple[Trace, ...] = ()
-    replay_error: float | None = None
-    if method == "loop":
-        fallback = "method='loop' was asked for"
-    elif n_rows == 1:
-        fallback = "a single output element needs a single pass"
-    else:
-        # Retain the graph through the vmapped attempt: if vmap fails halfway, the loop still needs it.
-        matrix, fallback, notes = _by_vmap(ys, xs, dtype)
-    if matrix is not None:
-        used: Literal["vmap", "loop"] = "vmap"
-        if record:
-            replay, traces = _by_loop(ys, xs, dtype, p.keep, labels, capture, max_values, jacobian_limit, True)
-            replay_error = _max_abs(replay - matrix)
-    else:
-        used = "loop"
-        matrix, traces = _by_loop(ys, xs, dtype, p.keep, labels, capture, max_values, jacobian_limit, record)
-
-    result_check, check_note = None, None
-    if not check:
-        check_note = "check=False"
-    elif p.func is None:
-        check_note = f"outputs were given as tensors; pass the function itself to compare with {REFERENCE}"
-    else:
-        result_check = _reference_check(p.func, p.given, matrix, ys, p.single_output)
+    ys, xs = p.outputs, p.inputs
+    rows = _rows(p, method, record, _Capture(capture, max_values, jacobian_limit))
+    result_check, check_note = _checked(p, rows.matrix, check)
     return JacobianResult(
-        matrix=matrix,
+        matrix=rows.matrix,
         output_shapes=tuple(tuple(y.shape) for y in ys),
         input_shapes=tuple(tuple(x.shape) for x in xs),
         output_names=p.output_names,
         input_names=p.input_names,
-        method=used,
-        fallback=fallback,
-        traces=traces,
-        replay_max_error=replay_error,
+        method=rows.method,
+        fallback=rows.fallback,
+        traces=rows.traces,
+        replay_max_error=rows.replay_error,
         check=result_check,
         check_note=check_note,
-        notes=tuple(notes),
+        notes=rows.notes,
         single_output=p.single_output,
         single_input=isinstance(inputs, torch.Tensor),
     )
+
+
+@dataclass(frozen=True)
+class _Capture:
+    """How the recorded row passes are captured (tracer.trace's options)."""
+
+    capture: Capture
+    max_values: int
+    jacobian_limit: int
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The matrix and how it was computed."""
+
+    matrix: torch.Tensor
+    method: Literal["vmap", "loop"]
+    fallback: str | None  # why not vmap
+    notes: tuple[str, ...]
+    traces: tuple[Trace, ...]
+    replay_error: float | None  # vmap's rows against the recorded loop's
+
+
+def _rows(p: _Problem, method: Method, record: bool, opts: _Capture) -> _Rows:
+    """One row per output element: by vmap when it applies (replayed by the loop when recorded), else by a loop."""
+    ys, xs, dtype = p.outputs, p.inputs, _common_dtype(p.outputs, p.inputs)
+    labels = dict(zip(p.input_names, xs, strict=True))
+    options = (opts.capture, opts.max_values, opts.jacobian_limit)
+    fallback: str | None = None
+    notes: list[str] = []
+    matrix: torch.Tensor | None = None
+    if method == "loop":
+        fallback = "method='loop' was asked for"
+    elif sum(y.numel() for y in ys) == 1:
+        fallback = "a single output element needs a single pass"
+    else:
+        # Retain the graph through the vmapped attempt: if vmap fails halfway, the loop still needs it.
+        matrix, fallback, notes = _by_vmap(ys, xs, dtype)
+    if matrix is None:
+        matrix, traces = _by_loop(ys, xs, dtype, p.keep, labels, *options, record)
+        return _Rows(matrix, "loop", fallback, tuple(notes), traces, None)
+    if not record:
+        return _Rows(matrix, "vmap", fallback, tuple(notes), (), None)
+    replay, traces = _by_loop(ys, xs, dtype, p.keep, labels, *options, True)
+    return _Rows(matrix, "vmap", fallback, tuple(notes), traces, _max_abs(replay - matrix))
+
+
+def _checked(p: _Problem, matrix: torch.Tensor, check: bool) -> tuple[JacobianCheck | None, str | None]:
+    """The comparison with torch's own Jacobian, or why there is none."""
+    if not check:
+        return None, "check=False"
+    if p.func is None:
+        return None, f"outputs were given as tensors; pass the function itself to compare with {REFERENCE}"
+    return _reference_check(p.func, p.given, matrix, p.outputs, p.single_output), None
 
 
 @dataclass(frozen=True)
