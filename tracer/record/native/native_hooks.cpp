@@ -15,6 +15,7 @@
 #include <torch/csrc/autograd/graph_task.h>
 #include <torch/csrc/autograd/python_cpp_function.h>
 #include <torch/csrc/autograd/python_function.h>
+#include <torch/version.h>
 
 #include <atomic>
 #include <chrono>
@@ -28,6 +29,17 @@
 #include <unordered_map>
 
 namespace ag = torch::autograd;
+
+// How autograd holds its nodes: torch 2.13 made it c10::intrusive_ptr<Node> (before, std::shared_ptr<Node>, with
+// THPFunction::cdata a std::weak_ptr<PyNode>). It compiles back to torch 2.1, but gradtrace supports 2.5 and newer
+// (loader.py's NATIVE_RANGE, tested by ./dev compat).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 13)
+using NodePtr = c10::intrusive_ptr<ag::Node>;
+#define GRADTRACE_PY_NODE(fn) ((fn)->cdata)
+#else
+using NodePtr = std::shared_ptr<ag::Node>;
+#define GRADTRACE_PY_NODE(fn) NodePtr((fn)->cdata.lock())
+#endif
 
 namespace {
 
@@ -511,9 +523,13 @@ class Table {
 
 class Pass;
 
-c10::intrusive_ptr<ag::Node> node_of(PyObject* obj) {
+NodePtr node_of(PyObject* obj) {
   if (THPFunction_Check(obj)) {
-    return reinterpret_cast<THPFunction*>(obj)->cdata;
+    NodePtr node = GRADTRACE_PY_NODE(reinterpret_cast<THPFunction*>(obj));
+    if (!node) {
+      throw std::invalid_argument("a custom Function's node that is no longer alive");
+    }
+    return node;
   }
   if (ag::THPCppFunction_Check(obj)) {
     return reinterpret_cast<ag::THPCppFunction*>(obj)->cdata;
@@ -576,7 +592,7 @@ class Pass {
     std::vector<std::map<int64_t, int64_t>> fan_in;
     std::vector<std::vector<std::pair<int64_t, int64_t>>> edges;
     nodes_.clear();
-    auto visit = [&](const c10::intrusive_ptr<ag::Node>& node) {
+    auto visit = [&](const NodePtr& node) {
       auto [it, added] = index.emplace(node.get(), static_cast<int64_t>(nodes_.size()));
       if (added) {
         nodes_.push_back(node);
@@ -592,7 +608,7 @@ class Pass {
       root_index.append(i);
     }
     for (size_t k = 0; k < nodes_.size(); ++k) {  // nodes_ grows as it is walked: a breadth-first queue
-      const c10::intrusive_ptr<ag::Node> node = nodes_[k];
+      const NodePtr node = nodes_[k];
       for (const ag::Edge& edge : node->next_edges()) {
         if (!edge.is_valid()) {
           edges[k].emplace_back(-1, edge.input_nr);
@@ -642,7 +658,7 @@ class Pass {
     v_.assign(count, {});
     vjp_.assign(count, {});
     for (int64_t i = 0; i < count; ++i) {
-      const c10::intrusive_ptr<ag::Node>& node = nodes_[i];
+      const NodePtr& node = nodes_[i];
       uintptr_t key = node->add_post_hook(std::make_unique<Hook>(this, i));
       hooked_.emplace_back(node, key);
     }
@@ -754,8 +770,8 @@ class Pass {
   py::object jacobian_;
   std::vector<int64_t> flags_;
   std::vector<std::vector<int64_t>> fresh_;
-  std::vector<c10::intrusive_ptr<ag::Node>> nodes_;  // walk() -> install()
-  std::vector<std::pair<c10::intrusive_ptr<ag::Node>, uintptr_t>> hooked_;
+  std::vector<NodePtr> nodes_;  // walk() -> install()
+  std::vector<std::pair<NodePtr, uintptr_t>> hooked_;
   std::vector<int64_t> order_;
   std::vector<std::vector<int64_t>> v_, vjp_;
   std::vector<std::string> notes_;
