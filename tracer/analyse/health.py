@@ -2,11 +2,14 @@
 
 Flags, each pinned to where the problem starts rather than everywhere it spreads to:
 - 'nonfinite' (error): the first node whose vᵀJ holds NaN/Inf although its v did not (or a sum of finite
-  parts that overflowed), a non-finite seed, and every leaf whose gradient is non-finite. When that v was
-  only sampled, the flag says NaN/Inf was first seen there and may have started earlier ('≈').
+  parts that overflowed), a non-finite seed, and every leaf whose gradient is non-finite. When that v (or a
+  part of that sum) was only sampled, the flag says NaN/Inf was first seen there and where it may have
+  started ('≈'): a sample that shows no NaN/Inf is no proof that there was none.
 - 'wrong-backward' (error): a step whose vjp disagrees with v·J (Step.check.ok is False); for custom
-  Functions J can come from the forward itself (method 'numeric').
-- 'unverified' (info): a custom Function whose backward could only be checked against itself.
+  Functions J can come from the forward itself (method 'numeric'). Not when v holds NaN/Inf and the error is
+  NaN: Inf·0 in v·J is NaN, so the check could not judge the node.
+- 'unverified' (info): a custom Function whose backward could only be checked against itself; a step whose
+  check could not judge it because its v holds NaN/Inf.
 - 'vanishing' / 'exploding' (warning): ‖v‖ at a node divided by the seed's norm — the gain of the paths
   from the seed to it — falls below `vanishing` or rises above `exploding`, flagged at the node where it
   crosses (no node sending to it had crossed) and at every leaf beyond the threshold.
@@ -24,10 +27,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ..model.records import NoteKind, Stats, TensorInfo, Trace
+from ..model.records import NoteKind, Stats, Step, TensorInfo, Trace
 from ..model.seam import upstairs
 from ..model.textfmt import num, plural
-from .graph import inflows
+from .graph import Inflow, inflows
 from .naming import seed_label, step_label
 from .structure import cut_edges
 
@@ -182,10 +185,32 @@ def _seed_flags(trace: Trace) -> list[Flag]:
     return flags
 
 
+def check_cannot_judge(step: Step) -> bool:
+    """A failed vᵀJ = v·J check that says nothing about the node: its v holds NaN/Inf (or was only sampled and may
+    hide them) and the error is not finite. Inf·0 in v·J is NaN (an Inf in v meets every zero of J), so v·J has
+    no value to compare the node's vᵀJ with; a finite error means the comparison held and the verdict stands."""
+    c = step.check
+    return (
+        c is not None
+        and not c.ok
+        and not math.isfinite(c.max_error)
+        and any(_nonfinite(v) or _may_hide_nonfinite(v) for v in step.v)
+    )
+
+
 def _check_flags(trace: Trace) -> list[Flag]:
     flags = []
     for n in trace.steps:
-        if n.check is not None and not n.check.ok:
+        if check_cannot_judge(n):
+            flags.append(
+                Flag(
+                    "unverified",
+                    "info",
+                    f"{_label(trace, n.id)}: vᵀJ = v·J not checked: v holds Inf/NaN, and Inf·0 in v·J is NaN",
+                    node=n.id,
+                )
+            )
+        elif n.check is not None and not n.check.ok:
             how = "central differences of the forward" if n.check.method == "numeric" else "one-hot calls of the node"
             flags.append(
                 Flag(
@@ -224,12 +249,19 @@ def _nonfinite_flags(trace: Trace) -> list[Flag]:
             verb = "is the first step that shows NaN/Inf" if unsure else "turned a finite v into NaN/Inf"
             flags.append(
                 Flag(
-                    "nonfinite", "error", f"{_label(trace, n.id)} {verb} ({parts}){where}", node=n.id, estimated=unsure
+                    "nonfinite",
+                    "error",
+                    f"{_label(trace, n.id)} {verb} ({parts}){_mark(unsure)}{where}",
+                    node=n.id,
+                    estimated=unsure,
                 )
             )
         for k in bad_in:
             parts_in = arriving.get((n.id, k), [])
-            if parts_in and not any(_nonfinite(p.grad) for p in parts_in):
+            if not parts_in or any(_nonfinite(p.grad) for p in parts_in):
+                continue  # it arrived non-finite: flagged where it started
+            sampled = [p for p in parts_in if _may_hide_nonfinite(p.grad)]
+            if not sampled:  # every part is known finite: their sum overflowed here
                 flags.append(
                     Flag(
                         "nonfinite",
@@ -239,6 +271,24 @@ def _nonfinite_flags(trace: Trace) -> list[Flag]:
                         node=n.id,
                     )
                 )
+                continue
+            # Parts known only from samples: a NaN/Inf the samples missed may have been sent by any of them (or
+            # started before them). This is where it was first seen, no proof that the sum overflowed.
+            senders = list(dict.fromkeys(_sender(trace, p) for p in sampled))
+            slot = f"v[{k}]" if len(n.v) > 1 else "v"
+            flags.append(
+                Flag(
+                    "nonfinite",
+                    "error",
+                    f"{_label(trace, n.id)} is the first step that shows NaN/Inf ({slot}: {_count(n.v[k])})"
+                    f"{_mark(True)}: {plural(len(sampled), 'gradient')} sent to it "
+                    f"{'was' if len(sampled) == 1 else 'were'} only sampled, so it may start at "
+                    f"{' or '.join(senders)}, or earlier; trace with capture='stats' to find the step where it "
+                    "starts",
+                    node=n.id,
+                    estimated=True,
+                )
+            )
     for leaf in trace.leaves.values():
         if _nonfinite(leaf.grad):
             flags.append(
@@ -251,6 +301,10 @@ def _nonfinite_flags(trace: Trace) -> list[Flag]:
                 )
             )
     return flags
+
+
+def _sender(trace: Trace, part: Inflow) -> str:
+    return _label(trace, part.source) if part.source is not None else part.label(trace)
 
 
 def _may_hide_nonfinite(info: TensorInfo | None) -> bool:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
-from urllib.parse import quote
 
-from .page import EntryPage, anchor, by_topic
+from ..render.escape import page_text, visible
+from .page import EntryPage, anchor, by_topic, url_path
 
 PICTURE_WIDTH = 420  # px: pictures side by side stay readable, a click opens the full size
 
 
 def _link(path: str) -> str:
-    return quote(path)
+    return url_path(path)
 
 
 def readme(pages: Sequence[EntryPage], *, index: str = "index.html", notebook: str | None = None) -> str:
@@ -54,8 +53,10 @@ def readme(pages: Sequence[EntryPage], *, index: str = "index.html", notebook: s
                 out.append("")
             pictures = [
                 f'<a href="{_link(f.svg)}"><img src="{_link(f.svg)}" width="{PICTURE_WIDTH}" '
-                f'alt="{html.escape(f"pass {pa.trace.index} of {s.title}")}"></a>'
+                f'alt="{page_text(f"pass {pa.trace.index} of {s.title}")}"></a>'
                 for pa, f in zip(p.entry.passes, p.passes, strict=True)
             ]
             out += [" ".join(pictures)]
-    return "\n".join(out).rstrip("\n") + "\n"
+    # What no one can see or XML cannot hold (a control character in a title or a message) as escapes, once
+    # for the whole text: GitHub renders this Markdown as HTML.
+    return visible("\n".join(out).rstrip("\n") + "\n", layout=True)

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from ..model.format import inline
 from ..model.records import TensorInfo
 from ..model.version import __version__
+from ..render.escape import page_text, visible
 from ..render.highlight import python_html
 from ..render.html_page import document
 from .entries import Entry, Pass, ShownError, Topic
@@ -94,16 +95,28 @@ figcaption .links > * { margin-right: .7rem; }
 
 def _text(text: str) -> str:
     """Prose with `code` spans: escaped, backticks turned into <code>."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(visible(text, layout=True), quote=False))
 
 
 def _href(path: str) -> str:
-    return html.escape(quote(path), quote=True)
+    return html.escape(url_path(path), quote=True)
+
+
+def url_path(path: str) -> str:
+    """A relative path as a URL path. A file name that was not UTF-8 on disk (held with surrogateescape) links to
+    its bytes; any other lone surrogate, which no file name holds, is percent-encoded rather than raising."""
+    try:
+        return quote(path, errors="surrogateescape")
+    except UnicodeEncodeError:
+        return quote(path, errors="surrogatepass")
 
 
 def anchor(entry_id: str) -> str:
     """A fragment id for an entry or topic: '01-shapes/02-shape-1' -> 'e-01-shapes--02-shape-1'."""
-    return "e-" + entry_id.replace("/", "--")
+    ident = "e-" + entry_id.replace("/", "--")
+    # Letters, digits, '-' and '_' as they are (every entry of the gallery); anything else as _hex_, so that an
+    # odd file name still gives an id that is valid, unique and safe in an attribute and a link.
+    return re.sub(r"[^A-Za-z0-9_-]", lambda m: f"_{ord(m.group(0)):x}_", ident)
 
 
 def _short(info: TensorInfo | None) -> str:
@@ -114,13 +127,13 @@ def _caption(p: Pass, files: PassFiles) -> str:
     t = p.trace
     head = f"<b>pass {t.index}</b>"
     if p.line is not None and p.code is not None:
-        head += f" · line {p.line}: <code>{html.escape(p.code)}</code>"
+        head += f" · line {p.line}: <code>{page_text(p.code)}</code>"
     parts = [head]
-    seeds = [f"{html.escape(s.output_name)}: v = <code>{html.escape(_short(s.v))}</code>" for s in t.seeds]
+    seeds = [f"{page_text(s.output_name)}: v = <code>{page_text(_short(s.v))}</code>" for s in t.seeds]
     if seeds:
         parts.append("seed " + ", ".join(seeds))
     grads = [
-        f"<code>{html.escape(leaf.name)}</code> gets <code>{html.escape(_short(leaf.grad))}</code>"
+        f"<code>{page_text(leaf.name)}</code> gets <code>{page_text(_short(leaf.grad))}</code>"
         for leaf in t.leaves.values()
         if leaf.grad is not None
     ]
@@ -151,7 +164,7 @@ def _figure(p: Pass, files: PassFiles) -> str:
     alt = f"pass {p.trace.index}: {p.trace.kind} of {seeds}, {len(p.trace.steps)} steps"
     return (
         f'<figure class="pass" data-pass="{p.trace.index}">'
-        f'<a href="{_href(files.svg)}"><img src="{_href(files.svg)}" alt="{html.escape(alt)}"></a>'
+        f'<a href="{_href(files.svg)}"><img src="{_href(files.svg)}" alt="{page_text(alt)}"></a>'
         f"<figcaption>{_caption(p, files)}</figcaption></figure>"
     )
 
@@ -159,12 +172,12 @@ def _figure(p: Pass, files: PassFiles) -> str:
 def _error(error: ShownError) -> str:
     where = ""
     if error.line is not None and error.code is not None:
-        where = f" at line {error.line}: <code>{html.escape(error.code)}</code>"
-    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in error.notes)
+        where = f" at line {error.line}: <code>{page_text(error.code)}</code>"
+    notes = "".join(f'<p class="note">{page_text(n, layout=True)}</p>' for n in error.notes)
     return (
         '<div class="error" role="note">'
-        f"<h4>{html.escape(error.type)}{where}</h4>"
-        f"<pre>{html.escape(error.message)}</pre>{notes}"
+        f"<h4>{page_text(error.type)}{where}</h4>"
+        f"<pre>{page_text(error.message, layout=True)}</pre>{notes}"
         '<p class="beside">The pictures show the passes the script made, the call that works today among them.</p>'
         "</div>"
     )
@@ -178,11 +191,11 @@ def _article(page: EntryPage) -> str:
     pictures = _error(e.error) if e.error is not None else ""
     pictures += "".join(_figure(p, f) for p, f in zip(e.passes, page.passes, strict=True))
     return (
-        f'<article id="{ident}" data-entry="{html.escape(e.id)}">\n'
+        f'<article id="{ident}" data-entry="{page_text(e.id)}">\n'
         f'<h3>{_text(s.title)}<a class="anchor" href="#{ident}" aria-label="link to this entry">#</a></h3>\n'
         '<div class="entry">\n<div class="text">'
         f"{paragraphs}"
-        f'<p class="file"><a href="{_href(page.script)}">{html.escape(page.script)}</a></p>'
+        f'<p class="file"><a href="{_href(page.script)}">{page_text(page.script)}</a></p>'
         f'<pre class="code"><code>{python_html(s.code)}</code></pre>'
         "</div>\n"
         f'<div class="pictures">{pictures}</div>\n'
@@ -215,7 +228,7 @@ def index_html(pages: Sequence[EntryPage], *, notebook: str | None = None) -> st
         for topic, entries in topics
     )
     notebook_link = (
-        f' The same cases as a notebook: <a href="{_href(notebook)}">{html.escape(notebook)}</a>.' if notebook else ""
+        f' The same cases as a notebook: <a href="{_href(notebook)}">{page_text(notebook)}</a>.' if notebook else ""
     )
     title = "gradtrace gallery: the autograd tutorials, pass by pass"
     return document(
@@ -229,7 +242,7 @@ def index_html(pages: Sequence[EntryPage], *, notebook: str | None = None) -> st
         "pass: the seed v at the top, every node with the v it receives, its local Jacobian J and the vᵀJ it sends "
         "on, down to what lands in each <code>.grad</code>. Click a picture for the full-size SVG (hover its nodes "
         "for every detail), or step through the pass one vector-Jacobian step at a time.</p>\n"
-        f'<p class="muted">Drawn by gradtrace {html.escape(__version__)}. Rebuild with <code>./dev gallery</code> '
+        f'<p class="muted">Drawn by gradtrace {page_text(__version__)}. Rebuild with <code>./dev gallery</code> '
         f"(or <code>gradtrace gallery</code>).{notebook_link}</p>\n"
         f'<nav class="toc" aria-label="contents">\n<ol>\n{toc}\n</ol>\n</nav>\n</header>\n'
         f"<main>\n{sections}\n</main>\n",

@@ -51,8 +51,23 @@ def to_plain(obj: Any) -> Any:
 
 
 def dumps(trace: Trace, *, indent: int | None = 1) -> str:
+    """The trace as JSON text: every string exactly as recorded, so `loads(dumps(t)) == t`.
+
+    Text is written as itself (not as \\u escapes), except lone surrogates (a file name decoded with
+    surrogateescape, names={"\\ud800": x}): UTF-8 cannot hold them, so they are written as JSON's \\ud800
+    escapes, which load back as the same lone surrogate. The text is then always valid UTF-8. (A high and a low
+    surrogate held as two characters of one str are, to JSON, the escape of the one character they pair to, and
+    load back as it.)
+    """
     document = {"format": FORMAT, "version": VERSION, "trace": to_plain(trace)}
-    return json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
+    text = json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # json leaves a lone surrogate raw with ensure_ascii=False (only ever inside a string literal), and
+        # UTF-8 cannot hold it: backslashreplace writes it as \\udxxx, JSON's own escape of it.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def loads(text: str | bytes) -> Trace:

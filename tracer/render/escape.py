@@ -1,4 +1,11 @@
-"""Escaping user-controlled text for DOT attributes, Graphviz HTML-like labels and HTML pages."""
+"""Escaping user-controlled text for DOT attributes, Graphviz HTML-like labels, HTML pages and hand-written SVG.
+
+Every user string (a leaf's or module's name, a label, a file name, an exception's message) reaches those outputs
+through `visible()` first: what XML cannot hold (C0 controls, lone surrogates, the noncharacters U+FFFE and
+U+FFFF), what it holds but no one can see (C1 controls, the other noncharacters) and what silently reorders the
+text around it (bidi embeddings, overrides and isolates) is shown as its Python escape (`\\x1b`, `\\ud800`,
+`\\u202e`), so every output is valid XML, HTML, DOT and UTF-8 and reads like the name in the user's code.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,32 @@ import html
 import os
 import re
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+def _invisible(kept: str = "") -> re.Pattern[str]:
+    controls = "".join(rf"\x{c:02x}" for c in range(0x20) if chr(c) not in kept)
+    planes = "".join(rf"\U{p:04x}fffe\U{p:04x}ffff" for p in range(17))
+    return re.compile(
+        rf"[{controls}\x7f-\x9f"  # C0, DEL, C1
+        r"\ud800-\udfff"  # surrogates: in a str always lone (a decoded pair is one character)
+        rf"\ufdd0-\ufdef{planes}"  # noncharacters
+        r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # bidi marks, embeddings, overrides, isolates
+    )
 
 
-def visible(text: str) -> str:
-    """Control characters as their Python escapes (a newline in a name shows as `\\n`, on one line)."""
-    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+_INVISIBLE = _invisible()
+_INVISIBLE_BUT_NEWLINE = _invisible("\n")
+_INVISIBLE_BUT_LAYOUT = _invisible("\n\t")
+
+
+def _escape(m: re.Match[str]) -> str:
+    return repr(m.group(0))[1:-1]
+
+
+def visible(text: str, *, layout: bool = False) -> str:
+    """Control characters, lone surrogates, noncharacters and bidi controls as their Python escapes (a newline
+    in a name shows as `\\n`, on one line; U+202E as `\\u202e`): the result is valid XML text and valid UTF-8.
+    `layout=True` keeps newlines and tabs, for text shown as lines (a message in a <pre>, a script)."""
+    return (_INVISIBLE_BUT_LAYOUT if layout else _INVISIBLE).sub(_escape, text)
 
 
 def dot_string(text: str) -> str:
@@ -24,9 +51,6 @@ def dot_string(text: str) -> str:
     return f'"{text}"'
 
 
-_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
-
-
 def dot_multiline(lines: list[str]) -> str:
     """A quoted DOT string of several lines (for tooltips), escaped like dot_string, lines joined by `\\n`.
 
@@ -34,7 +58,7 @@ def dot_multiline(lines: list[str]) -> str:
     because tooltips are the bulk of a large graph's DOT.
     """
     text = "\n".join(line.replace("\n", "\\n") for line in lines)
-    text = _CONTROL_BUT_NEWLINE.sub(lambda m: repr(m.group(0))[1:-1], text)
+    text = _INVISIBLE_BUT_NEWLINE.sub(_escape, text)
     text = text.replace("\\", "\\\\\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{text}"'
 
@@ -56,9 +80,10 @@ def label_text(text: str) -> str:
     return text.replace("\\", "\\\\")
 
 
-def page_text(text: str) -> str:
-    """Text or an attribute value inside our HTML pages."""
-    return html.escape(visible(text), quote=True)
+def page_text(text: str, *, layout: bool = False) -> str:
+    """Text or an attribute value inside our HTML pages and hand-written SVG (the XML entities HTML shares);
+    `layout=True` keeps newlines and tabs (see visible)."""
+    return html.escape(visible(text, layout=layout), quote=True)
 
 
 def basename_source(source: str | None) -> str | None:

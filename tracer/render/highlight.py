@@ -8,6 +8,8 @@ import keyword
 import token
 import tokenize
 
+from .escape import visible
+
 # The class names the page's CSS colours: k keyword, s string, c comment, n number, d a name being defined,
 # b a builtin constant.
 _CONSTANTS = frozenset({"True", "False", "None"})
@@ -26,7 +28,7 @@ def python_html(code: str) -> str:
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
     except (tokenize.TokenError, SyntaxError, IndentationError):
-        return html.escape(code, quote=False)
+        return _text(code)
     defining = False
     for tok in tokens:
         cls = _class(tok, defining)
@@ -38,11 +40,16 @@ def python_html(code: str) -> str:
         spans.append((start, end, cls))
     out, position = [], 0
     for start, end, cls in spans:
-        out.append(html.escape(code[position:start], quote=False))
-        out.append(f'<span class="{cls}">{html.escape(code[start:end], quote=False)}</span>')
+        out.append(_text(code[position:start]))
+        out.append(f'<span class="{cls}">{_text(code[start:end])}</span>')
         position = end
-    out.append(html.escape(code[position:], quote=False))
+    out.append(_text(code[position:]))
     return "".join(out)
+
+
+def _text(code: str) -> str:
+    """Escaped for <pre>; characters no one can see or XML cannot hold shown as escapes (see escape.visible)."""
+    return html.escape(visible(code, layout=True), quote=False)
 
 
 def _class(tok: tokenize.TokenInfo, defining: bool) -> str | None:

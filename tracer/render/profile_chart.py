@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape
 
 from ..model.textfmt import num
+from .escape import page_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..analyse.health import Health, NormPoint
@@ -52,10 +52,10 @@ def norm_profile_svg(health: Health, *, height: int = 260, width: int | None = N
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_w}" height="{total_h}" '
         f'viewBox="0 0 {total_w} {total_h}" font-family="Helvetica, Arial, sans-serif" font-size="11">',
-        f"<title>{escape(title or 'gradient norm per backward step')}</title>",
+        f"<title>{page_text(title or 'gradient norm per backward step')}</title>",
         f'<rect x="0" y="0" width="{total_w}" height="{total_h}" fill="white"/>',
         f'<text x="{_LEFT}" y="18" font-size="13" font-weight="bold">'
-        f"{escape(title or '‖v‖ arriving at each backward step (log scale)')}</text>",
+        f"{page_text(title or '‖v‖ arriving at each backward step (log scale)')}</text>",
     ]
     label_every = max(1, math.ceil(14 / (plot_h / (hi - lo))))  # keep decade labels 14 px apart
     for decade in range(lo, hi + 1):
@@ -70,10 +70,10 @@ def norm_profile_svg(health: Health, *, height: int = 260, width: int | None = N
             y = y_of(value)
             out.append(
                 f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_LEFT + plot_w}" y2="{y:.1f}" stroke="#9e9e9e" '
-                f'stroke-dasharray="4 3"><title>{escape(label)}: {num(value)}</title></line>'
+                f'stroke-dasharray="4 3"><title>{page_text(label)}: {num(value)}</title></line>'
             )
             out.append(
-                f'<text x="{_LEFT + plot_w}" y="{y - 3:.1f}" text-anchor="end" fill="#757575">{escape(label)}</text>'
+                f'<text x="{_LEFT + plot_w}" y="{y - 3:.1f}" text-anchor="end" fill="#757575">{page_text(label)}</text>'
             )
     out.extend(_polylines(points, x_of, y_of))
     for i, p in enumerate(points):
@@ -150,4 +150,4 @@ def _marker(
         shape = f'<rect x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7" fill="{fill}" stroke="{colour}"'
     else:
         shape = f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{fill}" stroke="{colour}"'
-    return f"{shape}><title>{escape(tip)}</title>{'</rect>' if p.leaf else '</circle>'}"
+    return f"{shape}><title>{page_text(tip)}</title>{'</rect>' if p.leaf else '</circle>'}"

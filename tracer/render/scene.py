@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Literal
 
 from ..analyse.graph import Inflow, Slot, constant_key, inflows, node_key
+from ..analyse.health import check_cannot_judge
 from ..analyse.naming import step_ref
 from ..model.format import is_warning
 from ..model.records import Leaf, NoteKind, Seed, Step, TensorInfo, Trace
@@ -123,7 +124,7 @@ class Scene:
         out = []
         if step.note_kind is NoteKind.RAISED:
             out.append(f"⚠ {step.note}")
-        if step.check is not None and not step.check.ok:
+        if step.check is not None and not step.check.ok and not check_cannot_judge(step):
             out.append(f"⚠ vᵀJ ≠ v·J: max error {step.check.max_error:.3g} > tolerance {step.check.tolerance:.3g}")
         if any(is_warning(i) for i in (*step.v, *step.vjp)):
             out.append("⚠ NaN or Inf in a gradient")

@@ -3,6 +3,7 @@ of text: they become SVG <title> tooltips."""
 
 from __future__ import annotations
 
+from ..analyse.health import check_cannot_judge
 from ..analyse.naming import output_title, step_label, step_ref
 from ..model.format import brief, details, number, shape_text
 from ..model.records import Leaf, Seed, Step, TensorInfo
@@ -76,7 +77,9 @@ def step(scene: Scene, n: Step) -> list[str]:
     if j is not None:
         r, c = j.size
         lines.append(f"local Jacobian J: {r}×{c} (rows: v's elements, columns: vᵀJ's elements; by {_method(n)})")
-    if n.check is not None:
+    if n.check is not None and check_cannot_judge(n):
+        lines.append("check vᵀJ = v·J: not checked: v holds Inf/NaN, and Inf·0 in v·J is NaN")
+    elif n.check is not None:
         verdict = "ok" if n.check.ok else "FAILED"
         lines.append(
             f"check vᵀJ = v·J: {verdict} (max error {number(n.check.max_error, 3)}, "
