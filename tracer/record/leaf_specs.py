@@ -48,9 +48,12 @@ class LeafSpecs:
         self.graph = graph
         self.before = before
         self.nested_reached = nested_reached
+        self._leaf_names: dict[int, str] | None = None  # set by leaf_names()
 
     def leaf_names(self, ids: dict[int, int]) -> dict[int, str]:
-        """The caller's names of the leaves; leaf0, leaf1, … for the rest (and for a name given twice)."""
+        """The caller's names of the leaves; leaf0, leaf1, … for the rest (and for a name given twice).
+
+        Kept for input_name(): an input of torch.autograd.grad that is a leaf is that leaf, under its name."""
         names: dict[int, str] = {}
         given: set[str] = set()
         used: set[str] = set(self.names.explicit)
@@ -65,9 +68,23 @@ class LeafSpecs:
             used.add(name)
             given.add(name)
             names[i] = name
+        self._leaf_names = names
         return names
 
     def input_name(self, t: Any, k: int) -> str:
+        """The name of inputs=[k]: one name per tensor, whichever way it is reached. A leaf of the graph keeps
+        its leaf name (an unnamed one is leaf0, not also input1); a tensor given twice keeps its first name."""
+        inputs = self.before.input_nodes
+        first = next((j for j, (u, _) in enumerate(inputs[:k]) if u is t), None)
+        if first is not None:
+            return self.input_name(t, first)
+        at = inputs[k][1] if k < len(inputs) else None
+        if at is not None and at[1] == 0 and self.graph.leaf_vars.get(at[0]) is t:
+            named = self._leaf_names
+            if named is None:  # not numbered yet: leaves named in traversal order
+                named = self.leaf_names({i: i for i in self.graph.leaf_vars})
+            if at[0] in named:
+                return named[at[0]]
         name = self.names.get(t) if isinstance(t, torch.Tensor) else None
         return name or f"input{k}"
 

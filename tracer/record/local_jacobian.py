@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +72,18 @@ def local_jacobian(
     if _is_python_function(node) and node._forward_cls.__module__.startswith("torch."):
         # torch's own Functions (checkpoint, compiled graphs) free or recompute state when called: never re-call them.
         return _no_jacobian(f"{node.name()} is torch-internal and is not called twice")
+    # From here on we call the node (and, for a custom Function, its forward) ourselves: unobserved.
+    with unobserved(python=_is_python_function(node)):
+        return _computed(node, grad_outputs, grad_inputs, present_out, present_in)
+
+
+def _computed(
+    node: Any,
+    grad_outputs: tuple[torch.Tensor | None, ...],
+    grad_inputs: tuple[torch.Tensor | None, ...],
+    present_out: list[int],
+    present_in: list[int],
+) -> LocalResult:
     call = _call(node)
     rows: list[torch.Tensor] = []
     calling_node.active = True
@@ -131,6 +147,71 @@ def local_jacobian(
     return LocalResult(jacobian=jac, check=numeric, note=note, note_kind=NoteKind.DISAGREES)
 
 
+class _RandomStates:
+    """The global random states our extra calls could advance: torch's CPU generator, every CUDA device's
+    (only once CUDA is initialised: reading them would initialise it) and, around user code, Python's `random`."""
+
+    __slots__ = ("cpu", "cuda", "python")
+
+    def __init__(self, *, python: bool) -> None:
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # type: ignore[no-untyped-call]
+        self.python = random.getstate() if python else None
+
+    def restore(self) -> None:
+        """Put back what our calls drew from. Only a state that changed is set: the generators are shared by
+        every thread, and one that did not change may not be rewound past another thread's draws."""
+        if not torch.equal(torch.get_rng_state(), self.cpu):
+            torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            now = torch.cuda.get_rng_state_all()
+            if any(not torch.equal(a, b) for a, b in zip(now, self.cuda, strict=False)):
+                torch.cuda.set_rng_state_all(self.cuda)
+        if self.python is not None and random.getstate() != self.python:
+            random.setstate(self.python)
+
+
+# Warnings raised by our own calls are not shown. Not with warnings.catch_warnings(): that swaps the filters of
+# every thread at once and, on the way out, resets every module's record of warnings already shown, so a
+# user's warning shown once per location would be shown again after each recorded pass. Instead, while any
+# thread is inside unobserved(), warnings._showwarnmsg (what both warnings implementations call to show one)
+# is a gate that drops what this thread raises inside the block and passes everything else on unchanged.
+_inside = threading.local()  # .depth: how deep this thread is in unobserved()
+_gate_lock = threading.Lock()
+_gate_users = 0  # threads inside unobserved(); the gate is in while this is above 0
+_shown_by: Any = None  # what warnings._showwarnmsg was before the gate went in
+
+
+def _gate(message: Any) -> None:
+    if getattr(_inside, "depth", 0):
+        return
+    _shown_by(message)
+
+
+@contextmanager
+def unobserved(*, python: bool) -> Iterator[None]:
+    """Our extra calls of a node (and of a custom Function's forward) leave nothing the user could see: the random
+    states are as the user's own pass left them, and no warning they raise is shown (one made an error by the
+    filters still raises, into our own except). `python`: user code runs, so Python's `random` is kept too."""
+    global _gate_users, _shown_by
+    states = _RandomStates(python=python)
+    with _gate_lock:
+        if _gate_users == 0:
+            _shown_by = warnings._showwarnmsg  # type: ignore[attr-defined]
+            warnings._showwarnmsg = _gate  # type: ignore[attr-defined]
+        _gate_users += 1
+    _inside.depth = getattr(_inside, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _inside.depth -= 1
+        with _gate_lock:
+            _gate_users -= 1
+            if _gate_users == 0 and warnings._showwarnmsg is _gate:  # type: ignore[attr-defined]
+                warnings._showwarnmsg = _shown_by  # type: ignore[attr-defined]
+        states.restore()
+
+
 def _no_jacobian(why: str) -> LocalResult:
     return LocalResult(jacobian=None, check=None, note=f"no Jacobian: {why}", note_kind=NoteKind.NO_JACOBIAN)
 
@@ -179,8 +260,9 @@ def _check(
     how many elements could not be compared (J not finite there).
 
     `output_size` (the forward's largest |output|) marks J as numeric: a looser tolerance, method 'numeric'."""
-    v = torch.cat([grad_outputs[k].reshape(-1).double().cpu() for k in present_out])  # type: ignore[union-attr]
-    sent = torch.cat([grad_inputs[e].reshape(-1).double().cpu() for e in present_in])  # type: ignore[union-attr]
+    # detached: under create_graph=True the gradients require grad, and float() of such a tensor warns
+    v = torch.cat([grad_outputs[k].detach().reshape(-1).double().cpu() for k in present_out])  # type: ignore[union-attr]
+    sent = torch.cat([grad_inputs[e].detach().reshape(-1).double().cpu() for e in present_in])  # type: ignore[union-attr]
     expected = v @ matrix
     # Inf in J times a zero in v is NaN: such entries say nothing about the size of a rounding error.
     scale = float(torch.nan_to_num(v.abs() @ matrix.abs(), nan=0.0, posinf=0.0).max())

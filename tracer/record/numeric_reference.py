@@ -8,8 +8,10 @@ leaf an AccumulateGrad edge accumulates into, or the tensor whose grad_fn/output
 
 Re-running user code must not change anything the user sees: the forward gets float64 clones (in-place
 writes hit the clones), runs under no_grad, and the CPU random state is restored before every call and
-afterwards. A forward that gives different results under another random state, a point where the one-sided
-differences disagree (a kink), and anything that raises all mean "no reference", never a flag.
+afterwards (around it all, local_jacobian's unobserved() keeps every global random state, CUDA's and Python's
+`random` too, as the user's pass left it, and shows no warning the re-run raises). A forward that gives
+different results under another random state, a point where the one-sided differences disagree (a kink), and
+anything that raises all mean "no reference", never a flag.
 """
 
 from __future__ import annotations
