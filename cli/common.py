@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .options import RECORDER_OPTIONS, picked
+from .outputs import display_name
 from .passes import PassRange, missing, wanted
 from .report import Reporter, plural
 
@@ -56,6 +60,14 @@ def clear_errors(reporter: Reporter) -> Iterator[None]:
         message = f"{exc.args[-1] if exc.args else exc} (check the path)"
         reporter.failed(message, 1)
         raise click.ClickException(message) from None
+    except OSError as exc:  # the file system refused something of ours: say what, and what to do
+        what = repr(display_name(os.fsdecode(exc.filename))) if exc.filename is not None else "a file"
+        message = (
+            f"cannot write {what}: {exc.strerror or exc}; choose another output folder with -o (a shorter or "
+            "writable one), or rename the script"
+        )
+        reporter.failed(message, 1)
+        raise click.ClickException(message) from None
 
 
 def check_drawing(drawing: dict[str, Any]) -> None:
@@ -68,8 +80,17 @@ def check_drawing(drawing: dict[str, Any]) -> None:
         raise click.UsageError(str(exc)) from None
 
 
-def record(source: Path, args: tuple[str, ...], options: dict[str, Any], reporter: Reporter) -> Recording:
-    """Run the script or notebook inside tracer.record(); show its traceback (ours removed) when it raised."""
+def record(
+    source: Path,
+    args: tuple[str, ...],
+    options: dict[str, Any],
+    reporter: Reporter,
+    *,
+    on_pass: Callable[[tracer.Trace], None] | None = None,
+    on_os_exit: Callable[[int], None] | None = None,
+) -> Recording:
+    """Run the script or notebook inside tracer.record(); show its traceback (ours removed) when it raised.
+    `on_pass` and `on_os_exit` as for recording.record_source."""
     from .leaf_names import MainVariables, check_paths
     from .recording import record_source
     from .tracebacks import show_user_exception
@@ -83,7 +104,9 @@ def record(source: Path, args: tuple[str, ...], options: dict[str, Any], reporte
             raise OneLineUsageError(str(exc)) from None
         recorder["names"] = names
     with reporter.user_output():
-        recording = record_source(source, list(args), recorder, notify=reporter.notice)
+        recording = record_source(
+            source, list(args), recorder, notify=reporter.notice, on_pass=on_pass, on_os_exit=on_os_exit
+        )
     if recording.outcome.error is not None:
         show_user_exception(recording.outcome.error)
     if names is not None and recording.traces:
@@ -95,9 +118,50 @@ def record(source: Path, args: tuple[str, ...], options: dict[str, Any], reporte
     return recording
 
 
+def unrecorded(recording: Recording) -> str | None:
+    """What ran but could not be recorded, in one paragraph; None when every pass that ran was recorded.
+
+    Recorder.unrecorded gives one line per pass that failed to record ('KeyError: 5') and one line per kind of
+    pass skipped on purpose, counted ('3 backward passes were not recorded, inside torch.func: ...').
+    """
+    if not recording.unrecorded:
+        return None
+    parts, total = [], 0
+    for line, repeated in Counter(recording.unrecorded).most_common():
+        counted = re.match(r"(\d+) backward pass", line)
+        if counted:
+            total += int(counted.group(1)) * repeated
+            parts.append(line)
+        else:
+            total += repeated
+            parts.append(f"{plural(repeated, 'backward pass', 'backward passes')} could not be recorded ({line})")
+    shown = "; ".join(parts[:5]) + (f"; and {plural(len(parts) - 5, 'other reason')}" if len(parts) > 5 else "")
+    return (
+        f"{recording.name}: {shown}; {'it' if total == 1 else 'they'} ran as without gradtrace (the gradients are "
+        "torch's), only the drawing is missing"
+    )
+
+
 def no_pass(ctx: click.Context, recording: Recording, reporter: Reporter) -> None:
-    """No backward pass at all: say so and end with the script's own exit code, or 1."""
-    name = recording.source.name
+    """No pass recorded. When passes ran but could not be recorded, say what and why: a warning, and the script's
+    own exit code (0 when it succeeded). When none ran at all, say so and end with the script's code, or 1."""
+    not_recorded = unrecorded(recording)
+    if not_recorded is not None:
+        code = recording.outcome.exit_code
+        reporter.warning(f"{not_recorded}. Nothing to draw.")
+        reporter.emit(
+            {
+                "command": ctx.info_name,
+                "source": str(recording.source),
+                "exit_code": code,
+                "script_exit_code": code,
+                "passes": [],
+                "recorded": 0,
+                "unrecorded": list(recording.unrecorded),
+            }
+        )
+        ctx.exit(code)
+    name = recording.name
     stopped = " before it stopped" if recording.outcome.exit_code else ""
     kind = "notebook" if recording.is_notebook else "script"
     main_block = "" if recording.is_notebook else " (and that its `if __name__ == '__main__':` block runs)"

@@ -12,6 +12,8 @@ from urllib.parse import quote
 import tracer
 from tracer.render.html_page import document
 
+from .outputs import display_name
+
 _STYLE = """
 :root { color-scheme: light dark; --fg: #1f2328; --bg: #ffffff; --muted: #636c76; --line: #d0d7de; --bad: #cf222e; }
 @media (prefers-color-scheme: dark) {
@@ -80,7 +82,7 @@ def _status(trace: tracer.Trace) -> str:
 def short_source(source: str) -> str:
     """'/home/me/train.py:12' -> 'train.py:12': the page stays the same wherever the folder is."""
     path, _, line = source.rpartition(":")
-    return f"{os.path.basename(path)}:{line}" if path else source
+    return display_name(f"{os.path.basename(path)}:{line}" if path else source)
 
 
 def _row(entry: PassEntry) -> str:
@@ -111,15 +113,38 @@ def _row(entry: PassEntry) -> str:
 def index_html(title: str, entries: Sequence[PassEntry], *, note: str | None = None) -> str:
     """The page: a table with one row per pass (number, label, seeds, steps, leaves, status, links, preview)."""
     count = len(entries)
-    rows = "\n".join(_row(e) for e in entries)
     sub = f"{count} backward pass{'es' if count != 1 else ''} recorded by gradtrace {escape(tracer.__version__)}"
+    head, tail = _frame(title, sub, note)
+    return head + "".join(index_row(e) for e in entries) + tail
+
+
+def live_index_head(title: str) -> str:
+    """The start of the page while the script runs: `gradtrace run` appends one `index_row` per pass as it ends,
+    and writes the whole page with `index_html` when the script has ended. Browsers show the unclosed table."""
+    sub = (
+        f"recording with gradtrace {escape(tracer.__version__)}: each pass is added as it ends (if this line is "
+        "still here, the script is running or was stopped before gradtrace could finish this page)"
+    )
+    return _frame(title, sub, None)[0]
+
+
+def index_row(entry: PassEntry) -> str:
+    """One pass's row of the table, with its line end."""
+    return _row(entry) + "\n"
+
+
+def _frame(title: str, sub: str, note: str | None) -> tuple[str, str]:
+    """The page around its rows: (everything before the first row, everything after the last)."""
+    marker = "\x00rows\x00"
     extra = f'<p class="sub">{escape(note)}</p>' if note else ""
-    return document(
+    page = document(
         f"gradtrace: {title}",
         _STYLE,
         f"<h1>gradtrace: {escape(title)}</h1>\n"
         f'<p class="sub">{sub}</p>\n{extra}\n'
         "<table>\n<thead><tr><th>pass</th><th>label</th><th>kind and seeds</th><th>steps</th><th>leaves</th>"
         "<th>started at</th><th>status</th><th>files</th><th>picture</th></tr></thead>\n"
-        f"<tbody>\n{rows}\n</tbody>\n</table>\n",
+        f"<tbody>\n{marker}</tbody>\n</table>\n",
     )
+    head, tail = page.split(marker)
+    return head, tail

@@ -6,6 +6,8 @@ Heavy imports (tracer, and with it torch) happen inside the commands, so `gradtr
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -91,9 +93,10 @@ def run(
 
     Under torch.distributed (e.g. torchrun) every rank writes its own files, with the rank in their names.
     """
-    from .outputs import OutputFolder, default_outdir, parse_formats
+    from .outputs import OutputFolder, default_outdir, display_name, file_stem, parse_formats
     from .pass_report import report_run
-    from .publish import Plan, publish
+    from .passes import wanted
+    from .publish import PassWriter, Plan
     from .ranks import current_rank
     from .recording import check_source
 
@@ -106,16 +109,50 @@ def run(
     check_drawing(drawing)
     with clear_errors(reporter):
         check_source(source)
-        folder = OutputFolder(outdir or default_outdir(source), source.name, rank=current_rank(), force=force)
-        folder.check_before_run(source.stem)
-        recording = record(source, args, options, reporter)
+        name, stem = display_name(source.name), file_stem(source)
+        # absolute: passes are written while the script runs, and it may change the working folder
+        target = Path(os.path.abspath(outdir or default_outdir(source)))
+        folder = OutputFolder(target, name, rank=current_rank(), force=force)
+        folder.check_before_run(stem)
+        selection = tuple(r for group in passes for r in group)
+        # each pass is written as it ends; the rank is read then (the script may have joined a process group)
+        writer = PassWriter(
+            folder,
+            lambda: Plan(stem, chosen_formats, drawing, steps=steps, rank=current_rank()),
+            lambda index: wanted(index, selection),
+            name,
+        )
+
+        def finish_at_os_exit(code: int) -> None:
+            """The script ends the process at once: finish the files, say so (no pass table: no time for it)."""
+            try:
+                done = writer.finish(reporter)
+                reporter.notice(
+                    f"{name} ended the process with os._exit({code}); the "
+                    f"{plural(len(done.entries), 'pass', 'passes')} recorded before are written in {folder.folder}/"
+                )
+            except Exception as exc:
+                reporter.error(f"{exc} (the files written before are kept in {folder.folder}/)")
+            with contextlib.redirect_stdout(sys.__stdout__ or sys.stdout):  # --json sent the script's to stderr
+                reporter.emit(
+                    {
+                        "command": "run",
+                        "source": str(source),
+                        "outdir": str(folder.folder),
+                        "exit_code": code,
+                        "script_exit_code": code,
+                        "os_exit": True,
+                        "passes": [{"index": e.trace.index, "files": list(e.files)} for e in writer.result.entries],
+                    }
+                )
+            sys.stdout.flush()
+            sys.stderr.flush()
+
+        recording = record(source, args, options, reporter, on_pass=writer, on_os_exit=finish_at_os_exit)
         if not recording.traces:
             no_pass(ctx, recording, reporter)
-        traces = selected(recording.traces, passes, reporter)
-        folder.rank = current_rank()  # the script may have joined a process group
-        plan = Plan(source.stem, chosen_formats, drawing, steps=steps, rank=folder.rank)
-        title = source.name + ("" if folder.rank is None else f" (rank {folder.rank})")
-        published = publish(traces, folder, plan, reporter, title=title)
+        selected(recording.traces, passes, reporter)  # says which of the --pass choices named no pass
+        published = writer.finish(reporter)
     code = report_run(reporter, recording, published, folder)
     ctx.exit(code)
 

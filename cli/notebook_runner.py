@@ -180,7 +180,12 @@ def display(*objects: Any, **_options: Any) -> None:
 
 
 def run_cells(
-    path: Path, cells: Sequence[Cell], args: Sequence[str], *, before_cell: Callable[[Cell], None] | None = None
+    path: Path,
+    cells: Sequence[Cell],
+    args: Sequence[str],
+    *,
+    before_cell: Callable[[Cell], None] | None = None,
+    on_os_exit: Callable[[int], None] | None = None,
 ) -> tuple[Outcome, Cell | None]:
     """Run the cells in order in one `__main__` namespace; stop at the first failure, like "Run All".
 
@@ -191,7 +196,7 @@ def run_cells(
     module = main_module(str(path))
     del module.__file__  # a notebook has no __file__
     module.__dict__["display"] = display
-    with running_as_main(module, [str(path), *args], folder, hidden=OWN_PACKAGES):
+    with running_as_main(module, [str(path), *args], folder, hidden=OWN_PACKAGES, on_os_exit=on_os_exit):
         os.chdir(folder)  # running_as_main changes it back
         for cell in cells:
             if cell.code is None:

@@ -8,8 +8,10 @@ so the folder always shows one run.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,10 @@ if TYPE_CHECKING:  # runtime import not needed: keeps `gradtrace --help` free of
     from tracer.render.output_files import Manifest
 
 FORMATS = ("svg", "json", "html", "dot", "png", "pdf")
+# The longest file-name stem taken from a script's name, in bytes: with the rest of the longest name gradtrace
+# writes ('.rank123.pass12345.cell678-step0123.html' and the temporary file's '.~') it stays far below the
+# 255 bytes file systems allow.
+STEM_MAX = 120
 DEFAULT_FORMATS = ("svg", "json")
 NEEDS_GRAPHVIZ = frozenset({"svg", "png", "pdf", "html"})
 MANIFEST_FORMAT = "gradtrace.outputs"
@@ -43,9 +49,33 @@ def parse_formats(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(chosen) or DEFAULT_FORMATS
 
 
+def display_name(name: str) -> str:
+    """A file name as text that can be printed and written anywhere: bytes that are not UTF-8 (which Python holds
+    as lone surrogates) shown as \\xNN escapes, control characters as \\n, \\x1b, ... ('bad\\xffname.py')."""
+    raw = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in raw)
+
+
+def file_stem(source: Path) -> str:
+    """The script's stem as output files use it: the stem itself when it is printable UTF-8 of at most STEM_MAX
+    bytes (train.py -> 'train'); otherwise made valid (each unprintable character or byte becomes '_') and
+    shortened, plus '-' and 8 hex digits of a hash of the full name, so the name stays readable, the same on every
+    run, and different for two scripts that differ only in what was replaced or cut."""
+    stem = source.stem
+    clean = "".join(
+        "_" if not c.isprintable() or unicodedata.category(c) in ("Cs", "Co", "Cn") else c
+        for c in os.fsencode(stem).decode("utf-8", "replace").replace("\ufffd", "_")
+    )
+    if clean == stem and len(os.fsencode(stem)) <= STEM_MAX:
+        return stem
+    digest = hashlib.sha256(os.fsencode(source.name)).hexdigest()[:8]
+    short = clean.encode("utf-8")[: STEM_MAX - len(digest) - 1].decode("utf-8", "ignore")
+    return f"{short}-{digest}"
+
+
 def default_outdir(source: Path) -> Path:
     """Where outputs go without -o: a folder next to the script, e.g. train_gradtrace/ for train.py."""
-    return source.parent / f"{source.stem}_gradtrace"
+    return source.parent / f"{file_stem(source)}_gradtrace"
 
 
 def rank_part(rank: int | None) -> str:
@@ -102,6 +132,7 @@ class OutputFolder:
         self.force = force
         self.written: list[str] = []
         self.previous: dict[str, str] = {}  # the manifest as it was before this run
+        self._ours: set[str] = set()  # while streaming: the names any manifest lists, and those claimed
 
     # -- what is ours
 
@@ -111,7 +142,7 @@ class OutputFolder:
         if self.folder.is_dir():
             for path in sorted(self.folder.glob(".gradtrace-manifest*.json")):
                 names.update(manifest(path).read())
-                names.add(path.name)
+                names.update((path.name, manifest(path).journal.name))
         return names
 
     def check_free(self, names: Iterable[str]) -> None:
@@ -132,7 +163,7 @@ class OutputFolder:
         check_writable_folder(self.folder)
         if not self.folder.is_dir():
             return
-        pattern = re.compile(rf"^{re.escape(source_stem)}{re.escape(rank_part(self.rank))}\.pass\d+\.")
+        pattern = re.compile(rf"^{re.escape(source_stem)}{re.escape(rank_part(self.rank))}\.pass\d+[.-]")
         candidates = [p.name for p in self.folder.iterdir() if pattern.match(p.name)]
         self.check_free([*candidates, index_name(self.rank)])
 
@@ -154,7 +185,8 @@ class OutputFolder:
         return final
 
     def write_text(self, name: str, text: str, *, record: bool = True) -> Path:
-        return self.write_bytes(name, text.encode("utf-8"), record=record)
+        # a lone surrogate (a non-UTF-8 byte of a file name) is written visibly, as an escape, never an error
+        return self.write_bytes(name, text.encode("utf-8", "backslashreplace"), record=record)
 
     def write_bytes(self, name: str, data: bytes, *, record: bool = True) -> Path:
         from tracer.render.output_files import write_atomic
@@ -198,13 +230,48 @@ class OutputFolder:
         return manifest(self.folder / manifest_name(self.rank))
 
     def _write_manifest(self, files: dict[str, str]) -> None:
-        self.write_text(manifest_name(self.rank), self._manifest().text(files), record=False)
+        self._prepare()
+        try:
+            self._manifest().write(files)
+        except OSError as exc:
+            path = self.folder / manifest_name(self.rank)
+            raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
     def begin(self, planned: Iterable[str]) -> None:
         """List the files about to be written before writing them, so an interrupted run still owns them."""
         self.check_free(planned)
         self.previous = self._manifest().read()
         self._write_manifest({**self.previous, **dict.fromkeys(planned, self.source)})
+
+    def begin_stream(self) -> None:
+        """Start a run whose files are named one pass at a time (`claim`): the manifest as it was is rewritten
+        (folding in the journal of a run that died, whose temporary files go), and what is ours is read once."""
+        from tracer.render.output_files import temporary
+
+        self.previous = self._manifest().read()
+        for name in self.previous:  # a run killed while writing a file leaves its temporary file: ours to remove
+            temporary(self.folder / name).unlink(missing_ok=True)
+        self._write_manifest(self.previous)
+        self._ours = self.ours()
+
+    def claim(self, names: list[str]) -> None:
+        """Before writing `names`: check that none is a file we did not write, then list them in the manifest's
+        journal, so a run that dies right after still owns them. Costs the same for the 1st pass and the 10,000th."""
+        if not self.force:
+            from tracer.render.output_files import in_the_way
+
+            taken = [n for n in names if n not in self._ours and (self.folder / n).exists()]
+            if taken:
+                raise OutputError(
+                    f"{in_the_way(self.folder, taken, 'gradtrace')}; pass --force to replace, or choose another "
+                    "folder with -o"
+                )
+        self._ours.update(names)
+        try:
+            self._manifest().append(dict.fromkeys(names, self.source))
+        except OSError as exc:
+            path = self._manifest().journal
+            raise OutputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
     def finish(self, *, replace_run: bool) -> list[str]:
         """Record the files written; with `replace_run`, remove the earlier run's files not written again."""

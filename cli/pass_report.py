@@ -53,7 +53,12 @@ def report_run(reporter: Reporter, recording: Recording, published: Published, f
     if outcome.error is not None or outcome.exit_code:
         what = f"raised {type(outcome.error).__name__}" if outcome.error else f"exited with code {outcome.exit_code}"
         where = f" cell {recording.failed_cell}" if recording.failed_cell else ""
-        reporter.notice(f"{source.name}{where} {what}; the passes recorded before that are written")
+        reporter.notice(f"{recording.name}{where} {what}; the passes recorded before that are written")
+    from .common import unrecorded
+
+    not_recorded = unrecorded(recording)
+    if not_recorded is not None:
+        reporter.warning(not_recorded)
     for failure in published.failures:
         reporter.error(failure)
     if published.graphviz_missing is not None:
@@ -66,7 +71,7 @@ def report_run(reporter: Reporter, recording: Recording, published: Published, f
     files = {e.trace.index: e.files for e in published.entries}
     reporter.line(pass_rows(traces, files))
     reporter.line(
-        f"\n{plural(len(traces), 'pass', 'passes')} of {source.name} in {folder.folder}/  "
+        f"\n{plural(len(traces), 'pass', 'passes')} of {recording.name} in {folder.folder}/  "
         f"open {folder.folder / (published.index or '')}"
     )
     if published.stale:
@@ -84,6 +89,7 @@ def report_run(reporter: Reporter, recording: Recording, published: Published, f
             "failed_cell": recording.failed_cell,
             "passes": [{**describe(e.trace), "files": list(e.files)} for e in published.entries],
             "recorded": len(recording.traces),
+            "unrecorded": list(recording.unrecorded),
             "index": published.index,
             "removed": published.stale,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import tracer
 from tracer.record.script_runner import Outcome, run_script
 
 from .notebook_runner import OWN_PACKAGES, Cell, NotebookError, read_notebook, run_cells
+from .outputs import display_name
 
 RUNNABLE = (".py", ".ipynb")
 
@@ -30,10 +32,45 @@ class Recording:
     outcome: Outcome
     notices: tuple[str, ...] = ()
     failed_cell: int | None = None  # notebooks: the cell that raised
+    unrecorded: tuple[str, ...] = ()  # why passes that ran have no trace (Recorder.unrecorded), one line each
 
     @property
     def is_notebook(self) -> bool:
         return self.source.suffix == ".ipynb"
+
+    @property
+    def name(self) -> str:
+        """The source's file name as printable text (a non-UTF-8 byte shown as an escape)."""
+        return display_name(self.source.name)
+
+
+OnPass = Callable[[tracer.Trace], None]
+
+
+class _Streaming(tracer.Recorder):
+    """A Recorder that also hands each pass, as it ends, to `on_pass` (in the thread that ran it).
+
+    Stand-in until tracer.record() takes an `on_pass=` argument itself: it builds the Trace as Recorder.traces
+    does (number and label set when the pass was delivered). `on_pass` runs inside the user's backward call, in
+    the thread that ran the pass: it must be thread-safe and must not raise.
+    """
+
+    def __init__(self, on_pass: OnPass, **options: Any) -> None:
+        super().__init__(**options)
+        self._on_pass = on_pass
+
+    def _deliver(self, index: int, pending: Any) -> None:
+        super()._deliver(index, pending)
+        try:  # this runs inside the user's backward call: nothing of ours may raise into it
+            trace = pending.trace()  # built once, kept for Recorder.traces; None when it could not be built
+        except Exception:  # the recorder lists the pass in .unrecorded
+            return
+        if trace is not None:
+            self._on_pass(dataclasses.replace(trace, index=index, label=self.label or trace.label))
+
+
+def _recorder(on_pass: OnPass | None, **options: Any) -> tracer.Recorder:
+    return tracer.record(**options) if on_pass is None else _Streaming(on_pass, **options)
 
 
 def check_source(path: Path) -> None:
@@ -52,19 +89,34 @@ def check_source(path: Path) -> None:
 
 
 def record_source(
-    path: Path, args: list[str], recorder_options: dict[str, Any], *, notify: Callable[[str], None] = print
+    path: Path,
+    args: list[str],
+    recorder_options: dict[str, Any],
+    *,
+    notify: Callable[[str], None] = print,
+    on_pass: OnPass | None = None,
+    on_os_exit: Callable[[int], None] | None = None,
 ) -> Recording:
-    """Run a .py script (as `python` would) or an .ipynb notebook (its code cells) and record its passes."""
+    """Run a .py script (as `python` would) or an .ipynb notebook (its code cells) and record its passes.
+
+    `on_pass(trace)` is called with each pass as it ends (gradtrace run writes it then); `on_os_exit(code)` when
+    the code ends the process with os._exit, the last moment to finish what was recorded.
+    """
     check_source(path)
     if path.suffix == ".ipynb":
-        return _record_notebook(path, args, recorder_options, notify)
-    with tracer.record(label=path.name, **recorder_options) as rec:
-        outcome = run_script(path, args, hidden=OWN_PACKAGES)
-    return Recording(path, list(rec.traces), outcome)
+        return _record_notebook(path, args, recorder_options, notify, on_pass, on_os_exit)
+    with _recorder(on_pass, label=display_name(path.name), **recorder_options) as rec:
+        outcome = run_script(path, args, hidden=OWN_PACKAGES, on_os_exit=on_os_exit)
+    return Recording(path, list(rec.traces), outcome, unrecorded=tuple(rec.unrecorded))
 
 
 def _record_notebook(
-    path: Path, args: list[str], recorder_options: dict[str, Any], notify: Callable[[str], None]
+    path: Path,
+    args: list[str],
+    recorder_options: dict[str, Any],
+    notify: Callable[[str], None],
+    on_pass: OnPass | None,
+    on_os_exit: Callable[[int], None] | None,
 ) -> Recording:
     try:
         cells = read_notebook(path)
@@ -73,11 +125,12 @@ def _record_notebook(
     notices = tuple(f"{path.name} cell {c.number}, {note}" for c in cells for note in c.skipped)
     for notice in notices:
         notify(notice)
-    with tracer.record(**recorder_options) as rec:
+    with _recorder(on_pass, **recorder_options) as rec:
 
         def label_passes(cell: Cell) -> None:
             rec.label = f"cell {cell.number}"  # the recorder labels each pass when it is delivered
 
-        outcome, failed = run_cells(path, cells, args, before_cell=label_passes)
+        outcome, failed = run_cells(path, cells, args, before_cell=label_passes, on_os_exit=on_os_exit)
     sys.stdout.flush()
-    return Recording(path, list(rec.traces), outcome, notices, None if failed is None else failed.number)
+    failed_cell = None if failed is None else failed.number
+    return Recording(path, list(rec.traces), outcome, notices, failed_cell, tuple(rec.unrecorded))

@@ -37,6 +37,13 @@ class Reporter:
         if self.mode == "text":
             click.echo(f"gradtrace: {text}", err=True)
 
+    def warning(self, text: str) -> None:
+        """Something gradtrace could not do that does not make the command fail (e.g. a pass it could not
+        record): shown also with -q; in the JSON document among the notices."""
+        self.notices.append(text)
+        if self.mode != "json":
+            click.echo(f"gradtrace: warning: {text}", err=True)
+
     def error(self, text: str) -> None:
         """A failure that does not stop the command (the exit code says it failed); always shown."""
         self.errors.append(text)

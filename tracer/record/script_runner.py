@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import importlib.machinery
 import os
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 INTERRUPTED = 130  # what a shell reports for a program stopped by Ctrl-C (128 + SIGINT)
 
@@ -66,12 +67,45 @@ def _within(name: str, packages: Sequence[str]) -> bool:
 
 
 @contextmanager
+def before_os_exit(hook: Callable[[int], None] | None) -> Iterator[None]:
+    """While the block runs, `os._exit(code)` called in this process first calls `hook(code)`, then exits as
+    before (same code, no other cleanup). os._exit skips everything Python would run at exit, so this is the one
+    chance to finish what was recorded. A forked child (multiprocessing) calling os._exit is not this process:
+    it exits at once. Exceptions from the hook are swallowed: the program's exit is never changed."""
+    if hook is None:
+        yield
+        return
+    real = os._exit
+    me = os.getpid()
+
+    @functools.wraps(real)
+    def _exit(code: int) -> NoReturn:
+        if os.getpid() == me:
+            with contextlib.suppress(BaseException):
+                hook(code)
+        real(code)
+
+    os._exit = _exit  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if os._exit is _exit:  # the program may have replaced it in turn: leave theirs
+            os._exit = real
+
+
+@contextmanager
 def running_as_main(
-    module: types.ModuleType, argv: Sequence[str], directory: str, *, hidden: Sequence[str] = ()
+    module: types.ModuleType,
+    argv: Sequence[str],
+    directory: str,
+    *,
+    hidden: Sequence[str] = (),
+    on_os_exit: Callable[[int], None] | None = None,
 ) -> Iterator[None]:
     """Make `module` the program: sys.argv, sys.path[0], sys.modules['__main__'] (and the working folder the
     program may change) are all restored afterwards. The packages named in `hidden` are taken out of
-    sys.modules meanwhile, so a script with a module of the same name imports its own (e.g. a `cli.py`)."""
+    sys.modules meanwhile, so a script with a module of the same name imports its own (e.g. a `cli.py`).
+    `on_os_exit(code)` is called when the program ends the process with os._exit (see before_os_exit)."""
     saved_argv = sys.argv
     saved_path0 = sys.path[0] if sys.path else None
     saved_main = sys.modules.get("__main__")
@@ -87,7 +121,8 @@ def running_as_main(
     for name in ours:
         del sys.modules[name]
     try:
-        yield
+        with before_os_exit(on_os_exit):
+            yield
     finally:
         for name in [n for n in sys.modules if _within(n, hidden)]:
             del sys.modules[name]
@@ -106,13 +141,19 @@ def running_as_main(
             sys.modules.pop("__main__", None)
 
 
-def run_script(path: Path, args: Sequence[str], *, hidden: Sequence[str] = ()) -> Outcome:
+def run_script(
+    path: Path,
+    args: Sequence[str],
+    *,
+    hidden: Sequence[str] = (),
+    on_os_exit: Callable[[int], None] | None = None,
+) -> Outcome:
     """Compile and execute the script as `__main__`; exceptions (also SyntaxError) become the Outcome.
-    `hidden`: packages the script must not see as already imported (see running_as_main)."""
+    `hidden`: packages the script must not see as already imported; `on_os_exit`: see running_as_main."""
     filename = os.path.abspath(path)  # Python >= 3.9 gives the main script an absolute __file__
     module = main_module(filename, importlib.machinery.SourceFileLoader("__main__", filename))
     directory = os.path.dirname(os.path.realpath(path))
-    with running_as_main(module, [str(path), *args], directory, hidden=hidden):
+    with running_as_main(module, [str(path), *args], directory, hidden=hidden, on_os_exit=on_os_exit):
         try:
             source = Path(filename).read_bytes()
             code = compile(source, filename, "exec", dont_inherit=True)
