@@ -26,40 +26,7 @@ pytestmark = [
 EVERY_CHECK = frozenset({"exit code", "stdout", "grads", "passes written"})
 
 # script -> (the checks that fail today, why): the differences observed with torch 2.13 (issue 16)
-KNOWN: dict[str, tuple[frozenset[str], str]] = {
-    "func_grad": (
-        EVERY_CHECK,
-        "torch.func.grad's inner pass: GradtraceWarning 'could not record this pass: KeyError: 5', then RuntimeError "
-        "'Cannot access data pointer of Tensor that doesn't have storage' kills the script",
-    ),
-    "func_vjp": (
-        EVERY_CHECK,
-        "the vjp pullback raises AttributeError 'NoneType' object has no attribute 'next_functions' "
-        "(torch.autograd.graph.get_gradient_edge), after GradtraceWarning 'KeyError: 3'",
-    ),
-    "func_per_sample_grads": (
-        EVERY_CHECK,
-        "vmap(grad(...)) raises RuntimeError 'Cannot access data pointer of Tensor that doesn't have storage', "
-        "after GradtraceWarning 'KeyError: 3'",
-    ),
-    "sparse_embedding": (
-        EVERY_CHECK,
-        "second backward into a sparse .grad raises RuntimeError 'reshape is not implemented for sparse tensors' "
-        "(first pass skipped with the same GradtraceWarning)",
-    ),
-    "threaded_backward": (
-        frozenset({"exit code", "passes written"}),
-        "passes in threading.Thread are not recorded: exit 1, 'ran without a backward pass'",
-    ),
-    "os_exit": (
-        frozenset({"passes written"}),
-        "os._exit(5) after three passes: gradtrace writes nothing and says nothing",
-    ),
-    "rng_in_backward": (
-        frozenset({"stdout"}),
-        "re-running the custom Function's backward for its Jacobian advances the global RNG: next torch.randn differs",
-    ),
-}
+KNOWN: dict[str, tuple[frozenset[str], str]] = {}
 
 
 def cases(check: str) -> list[object]:

@@ -18,6 +18,7 @@ def gradient_edge(t: Any) -> tuple[Any, int] | None:
     get_edge = getattr(torch.autograd.graph, "get_gradient_edge", None)
     if get_edge is not None:
         edge = get_edge(t)
-        return edge.node, int(edge.output_nr)
+        # None for a tensor autograd reaches through no node here (a torch.func wrapper whose level has exited)
+        return None if edge.node is None else (edge.node, int(edge.output_nr))
     with torch.enable_grad():  # pragma: no cover - torch < 2.2: reach the AccumulateGrad node through a view
         return t.view_as(t).grad_fn.next_functions[0][0], 0  # type: ignore[union-attr]

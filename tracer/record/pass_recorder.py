@@ -30,7 +30,7 @@ def running_passes() -> list[PassRecorder]:
     return stack
 
 
-def _graph_task_id() -> int:
+def graph_task_id() -> int:
     """The id of the backward pass the engine is running in this thread (-1 when torch cannot tell)."""
     get = getattr(torch._C, "_current_graph_task_id", None)
     return -1 if get is None else int(get())
@@ -47,7 +47,7 @@ class PassClaim:
         self.roots = roots
 
     def owns(self, i: int) -> bool:
-        task = _graph_task_id()
+        task = graph_task_id()
         if self.task is not None:
             return task == self.task
         # The first of our nodes to finish: in our own thread while we are the innermost recorded pass there,

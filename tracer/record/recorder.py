@@ -18,8 +18,10 @@ import inspect
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from types import FrameType
 from typing import Any
 
 import torch
@@ -33,7 +35,7 @@ from .explain import add_explanation
 from .local_jacobian import NestedPassRefused, calling_node
 from .modules import ModuleTagger
 from .names import NameBook, frame_source, module_variable, user_frame
-from .pass_recorder import PassRecorder, running_passes
+from .pass_recorder import PassRecorder, graph_task_id, running_passes
 from .pass_seen import PassSeen
 from .trace_builder import build_trace
 
@@ -46,7 +48,8 @@ class GradtraceWarning(UserWarning):
 
 
 class Recorder:
-    """Records every backward pass started in this thread while the block is open, into `.traces`."""
+    """Records every backward pass started while the block is open, into `.traces`: in this thread, and in the
+    threads this thread starts while it is open (unless they open a record() block of their own)."""
 
     def __init__(
         self,
@@ -68,6 +71,8 @@ class Recorder:
         self._started = 0
         self._thread: int | None = None
         self._not_harvested: list[str] = []  # why passes ended without a record (our failure, not the pass's)
+        self._skipped: dict[str, int] = {}  # passes run unrecorded on purpose: why -> how many
+        self._lock = threading.Lock()  # passes of several threads deliver here
 
     def __enter__(self) -> Recorder:
         if self._thread is not None:
@@ -120,18 +125,29 @@ class Recorder:
 
     @property
     def unrecorded(self) -> list[str]:
-        """Why passes that ran inside the block have no trace (gradtrace could not read them), one line each."""
+        """Why passes that ran inside the block have no trace (gradtrace could not read them, or does not record
+        such passes: torch.func's, other threads'), one line per pass."""
         _ = self.traces  # builds what is pending, which is where most such failures show
-        return self._not_harvested + [p.error for _, _, p in self._recorded if p.error is not None]
+        skipped = [_skipped_text(why) for why, count in self._skipped.items() for _ in range(count)]
+        return skipped + self._not_harvested + [p.error for _, _, p in self._recorded if p.error is not None]
 
     def _next_index(self) -> int:
-        self._started += 1
-        return self._started
+        with self._lock:
+            self._started += 1
+            return self._started
 
     def _deliver(self, index: int, pending: _Pending) -> None:
-        positions = [i for i, _, _ in self._recorded]
-        # the label as it is now: a caller may relabel between passes (gradtrace run names them by cell)
-        self._recorded.insert(bisect.bisect(positions, index), (index, self.label, pending))
+        with self._lock:
+            positions = [i for i, _, _ in self._recorded]
+            # the label as it is now: a caller may relabel between passes (gradtrace run names them by cell)
+            self._recorded.insert(bisect.bisect(positions, index), (index, self.label, pending))
+
+    def _skip(self, why: str) -> bool:
+        """Count a pass that ran unrecorded on purpose; True the first time for this reason in this block."""
+        with self._lock:
+            count = self._skipped.get(why, 0)
+            self._skipped[why] = count + 1
+            return count == 0
 
 
 def record(
@@ -183,9 +199,13 @@ def trace(
                 exc.partial_trace = rec.traces[0]  # type: ignore[attr-defined]
             raise
     if not rec.traces and rec.unrecorded:  # the pass ran (.grad holds its gradients) but recording it failed
+        why = (
+            _skipped_text("func")
+            if rec._skipped.get("func")
+            else f"{rec.unrecorded[-1]}; the tensors may be of a kind it cannot read (e.g. on the 'meta' device)"
+        )
         raise GradtraceError(
-            f"the backward pass ran and its gradients are in .grad as usual, but gradtrace could not record it "
-            f"({rec.unrecorded[0]}); the tensors may be of a kind it cannot read (e.g. on the 'meta' device)"
+            f"the backward pass ran and its gradients are in .grad as usual, but gradtrace could not record it: {why}"
         )
     if not rec.traces:  # pragma: no cover - torch ran no pass without raising
         raise GradtraceError("torch.autograd.backward returned without running a backward pass")
@@ -271,6 +291,30 @@ def _torch_engine() -> Any:
     return engine
 
 
+_ORIGINAL_THREAD_START = threading.Thread.start
+
+
+@functools.wraps(_ORIGINAL_THREAD_START)
+def _thread_start(self: threading.Thread) -> None:
+    """threading.Thread.start while a block is open: the new thread belongs to the blocks of the thread that
+    starts it (weakly: a thread pool outliving the block must not keep its traces alive)."""
+    with _lock:
+        blocks = _blocks_of(threading.current_thread())
+    if blocks:
+        self._gradtrace_blocks = tuple(weakref.ref(r) for r in blocks)  # type: ignore[attr-defined]
+    _ORIGINAL_THREAD_START(self)
+
+
+def _blocks_of(thread: threading.Thread) -> list[Recorder]:
+    """The open blocks a pass in `thread` belongs to: its own, else those of the thread that started it."""
+    me = thread.ident
+    own = [r for r in _open_recorders if r._thread == me]
+    if own:
+        return own
+    inherited = [ref() for ref in getattr(thread, "_gradtrace_blocks", ())]
+    return [r for r in _open_recorders if r in inherited]
+
+
 def _open(rec: Recorder) -> None:
     global _engine
     with _lock:
@@ -279,6 +323,7 @@ def _open(rec: Recorder) -> None:
             Variable._execution_engine = _RecordingEngine(_engine)  # type: ignore[assignment]
             for name in _ORIGINAL_ENTRY_POINTS:
                 setattr(torch.autograd, name, _explaining(name))
+            threading.Thread.start = _thread_start  # type: ignore[method-assign]
         _open_recorders.append(rec)
 
 
@@ -296,6 +341,8 @@ def _close(rec: Recorder) -> None:
             for name, original in _ORIGINAL_ENTRY_POINTS.items():
                 if getattr(getattr(torch.autograd, name), "__wrapped__", None) is original:
                     setattr(torch.autograd, name, original)
+            if threading.Thread.start is _thread_start:  # else someone wrapped it after us: theirs calls ours
+                threading.Thread.start = _ORIGINAL_THREAD_START  # type: ignore[method-assign]
 
 
 def active_recorders() -> list[Recorder]:
@@ -303,6 +350,24 @@ def active_recorders() -> list[Recorder]:
     me = threading.get_ident()
     with _lock:
         return [r for r in _open_recorders if r._thread == me]
+
+
+def _recorders_of_this_pass() -> tuple[list[Recorder], list[Recorder]]:
+    """(the blocks that record a pass starting now in this thread, the blocks open elsewhere that do not).
+
+    A block records the passes of its own thread, and of the threads that thread starts while the block is open
+    (a worker, a data thread), and of theirs, unless they open a block of their own. A thread that was running
+    before (or was started by someone else) is not the block's: the block counts its passes as unrecorded. Not
+    adopted either: the engine's own device threads running a node of a pass started elsewhere.
+    """
+    with _lock:
+        if not _open_recorders:
+            return [], []
+        thread = threading.current_thread()
+        mine = _blocks_of(thread)
+        if mine and mine[0]._thread != thread.ident and graph_task_id() >= 0 and not running_passes():
+            mine = []
+        return mine, [r for r in _open_recorders if r not in mine and r._thread != thread.ident]
 
 
 _paused = threading.local()
@@ -330,16 +395,94 @@ def _is_batched(t: Any) -> bool:
         return False
 
 
+def _is_functorch(call: BackwardCall) -> bool:
+    """Whether this pass runs inside a torch.func transform (grad, vjp, vmap, jacrev, ...) or on its tensors
+    (vjp's pullback runs after the transform has exited, on the wrapped tensors it kept)."""
+    try:
+        functorch = torch._C._functorch
+        if functorch.maybe_current_level() is not None:
+            return True
+        tensors = (*call.outputs, *call.grads, *call.inputs)
+        return any(isinstance(t, torch.Tensor) and functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    except Exception:  # pragma: no cover - functorch internals moved
+        return False
+
+
+# Passes run unrecorded on purpose, by reason: (which passes, why), for `Recorder.unrecorded` (one line per pass)
+# and the one warning per block (not for batched passes, see _run_unrecorded).
+_SKIPPED = {
+    "func": (
+        "inside a torch.func transform (grad, vjp, vmap, jacrev, hessian, ...)",
+        "its tensors are torch.func's wrappers, whose values gradtrace does not read; it ran exactly as without "
+        "gradtrace (an ordinary backward() or torch.autograd.grad of the same computation is recorded)",
+    ),
+    "batched": (
+        "with batched gradients (torch.autograd.grad(..., is_grads_batched=True))",
+        "each gradient is a vmapped batch the recorder cannot summarise; it ran exactly as without gradtrace",
+    ),
+    "thread": (
+        "in another thread (not one the record() block's thread started while the block was open)",
+        "a block records its own thread and the threads that thread starts inside it; open a tracer.record() "
+        "block in the other thread to record its passes",
+    ),
+}
+
+
+def _skipped_text(why: str) -> str:
+    """The line of `Recorder.unrecorded` for one pass left unrecorded on purpose."""
+    which, reason = _SKIPPED[why]
+    return f"not recorded, {which}: {reason}"
+
+
+def _run_unrecorded(
+    engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any], recorders: list[Recorder], why: str
+) -> Any:
+    """Run the pass as without gradtrace, then count it in each block (and warn once per block)."""
+    try:
+        return engine.run_backward(*args, **kwargs)
+    finally:
+        first = [rec._skip(why) for rec in recorders]
+        # Batched passes are listed only: tracer.jacobian's vmapped pass is one (its rows are recorded as a loop
+        # when it records), and a warning there would read as torch's own in its notes.
+        if any(first) and why != "batched":
+            which, reason = _SKIPPED[why]
+            _tell(
+                f"gradtrace did not record a backward pass {which}: {reason}. Every such pass is listed in the "
+                "record() block's .unrecorded"
+            )
+
+
+def _tell(message: str) -> None:
+    """Warn the user, pointing at their line; never raise into their code (with warnings turned into errors,
+    what is not recorded is still listed in rec.unrecorded)."""
+    here: FrameType | None = sys._getframe(1)
+    mine = user_frame(here)
+    level, frame = 2, here  # stacklevel 2 is the caller of _tell
+    while frame is not None and frame is not mine:
+        level, frame = level + 1, frame.f_back
+    with suppress(Exception):
+        warnings.warn(message, GradtraceWarning, stacklevel=level if frame is not None else 2)
+
+
 def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if getattr(calling_node, "active", False):
         raise NestedPassRefused("a backward pass started while gradtrace was computing a node's Jacobian")
-    recorders = active_recorders()
-    if not recorders or getattr(_paused, "on", False):
+    recorders, elsewhere = _recorders_of_this_pass()
+    if getattr(_paused, "on", False):
+        return engine.run_backward(*args, **kwargs)
+    if not recorders:
+        if elsewhere:  # a block open in another thread that this thread does not belong to
+            return _run_unrecorded(engine, args, kwargs, elsewhere, "thread")
         return engine.run_backward(*args, **kwargs)
     call = BackwardCall.parse(args, kwargs)
+    if _is_functorch(call):
+        # torch.func's tensors are wrappers whose values live a level down: summarising them inside the hooks
+        # would read (or allocate) wrappers, and re-running a node for its Jacobian would run under the
+        # transform. The pass runs as is; nothing of gradtrace touches its tensors.
+        return _run_unrecorded(engine, args, kwargs, recorders, "func")
     if any(_is_batched(g) for g in call.grads):
         # vmapped passes (is_grads_batched) carry batched tensors the hooks cannot summarise: run them as is.
-        return engine.run_backward(*args, **kwargs)
+        return _run_unrecorded(engine, args, kwargs, recorders, "batched")
     innermost = recorders[-1]
     indices = [r._next_index() for r in recorders]
     frame = user_frame(sys._getframe(1))
@@ -359,19 +502,39 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a pass is recorded, the user's setting restored after.
+    """No automatic cyclic garbage collection while a pass is recorded; the user's settings are kept.
 
     The hooks and the trace create thousands of small objects; with the collector on, those alive mid-pass
     get promoted and every few passes trigger a full collection of the whole process (torch holds ~190k
     objects: ~90 ms). Paused, the temporaries die by reference counting before any collection sees them.
+
+    Paused by a first threshold of 0 (documented to stop automatic collection), never by gc.disable(): the
+    on/off switch stays the user's alone, so a gc.disable() or gc.enable() in the user's code during the pass
+    (in this thread or another) holds after it. Passes running at once (nested, or in several threads) share
+    one pause: the first sets it, the last lifts it, unless the user set thresholds of their own meanwhile.
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    with _Pause.lock:
+        if _Pause.passes == 0:
+            _Pause.saved = gc.get_threshold()
+            _Pause.ours = (0, *_Pause.saved[1:])
+            gc.set_threshold(*_Pause.ours)
+        _Pause.passes += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _Pause.lock:
+            _Pause.passes -= 1
+            if _Pause.passes == 0 and gc.get_threshold() == _Pause.ours:
+                gc.set_threshold(*_Pause.saved)
+
+
+class _Pause:
+    """The one collector pause shared by every pass being recorded, in every thread."""
+
+    lock = threading.Lock()
+    passes = 0  # passes running now
+    saved: tuple[int, ...] = ()  # the thresholds before the first of them
+    ours: tuple[int, ...] = ()  # the thresholds it set
 
 
 def _run_and_record(
@@ -386,6 +549,14 @@ def _run_and_record(
 ) -> Any:
     try:
         pas.install()
+    except Exception as exc:  # our failure to hook it must never cost the user their pass: run it unrecorded
+        pas.remove()
+        pas.release()
+        _could_not_record(exc)
+        for rec in recorders:
+            rec._not_harvested.append(f"{type(exc).__name__}: {exc}")
+        return engine.run_backward(*args, **kwargs)
+    try:
         if parent is not None:
             parent.set_innermost(False)
         running.append(pas)
@@ -427,7 +598,7 @@ def _finish_and_deliver(
 
 
 def _could_not_record(exc: Exception) -> None:
-    warnings.warn(f"gradtrace could not record this pass: {type(exc).__name__}: {exc}", GradtraceWarning, stacklevel=5)
+    _tell(f"gradtrace could not record this pass: {type(exc).__name__}: {exc}")
 
 
 class _Pending:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import weakref
 from collections import OrderedDict
@@ -22,8 +23,9 @@ SAMPLE_BLOCK = 4
 # How an entry was captured: values kept, sampled, exact statistics now, copied whole for exact statistics
 # later (too big to print, small enough to read), empty. capture="full" also keeps the whole tensor (_kept).
 # The native table (native_hooks.cpp) uses the same numbers, plus _DEFER: a kept tensor whose exact
-# statistics are computed here (a large seed, a complex gradient's magnitudes).
-_VALUES, _SAMPLE, _STATS, _SMALL, _EMPTY, _DEFER = range(6)
+# statistics are computed here (a large seed, a complex gradient's magnitudes). _READY: a tensor of another kind
+# (sparse, quantized, nested, a torch.func wrapper), summarised at once into its TensorInfo (see odd_info).
+_VALUES, _SAMPLE, _STATS, _SMALL, _EMPTY, _DEFER, _READY = range(7)
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}
 
@@ -80,6 +82,7 @@ class TensorTable:
         self._want_norm: dict[int, torch.Tensor] = {}  # handle -> tensor whose exact norm settle() computes
         self._norms: dict[int, tuple[float, int, int]] = {}  # handle -> exact (norm, nan, inf), once settled
         self._kept: dict[int, torch.Tensor] = {}  # capture="full": handle -> the whole tensor
+        self._ready: dict[int, TensorInfo] = {}  # handle -> the summary of a tensor of another kind (_READY)
         self._rows = _Rows()
 
     def __len__(self) -> int:
@@ -136,6 +139,8 @@ class TensorTable:
         return self._new(tensor, exact, copy, exact_norm, keep_copy)
 
     def _new(self, original: torch.Tensor, exact: bool, copy: bool, exact_norm: bool, keep_copy: bool = False) -> int:
+        if not readable(original):
+            return self._add_ready(odd_info(original, self.max_values))
         tensor = original.detach() if original.requires_grad else original  # create_graph: values, not the graph
         numel = tensor.numel()
         handle = len(self._kind)
@@ -178,12 +183,26 @@ class TensorTable:
             self._want_norm[handle] = tensor
         return handle
 
+    def _add_ready(self, info: TensorInfo) -> int:
+        """An entry already summarised (a tensor of another kind): no payload, nothing to reuse it by."""
+        handle = len(self._kind)
+        self._kind.append(_READY)
+        self._meta.append((info.shape, info.dtype, info.device, info.numel))
+        self._payload.append(None)
+        self._refs.append(None)
+        self._versions.append(-1)
+        self._ready[handle] = info
+        return handle
+
     def absorb(self, entries: tuple[tuple[Any, ...], ...]) -> None:
         """Append the native table's entries (native_hooks.cpp's export_entries), handles continuing here."""
         kinds, metas, payloads, kept, norms = self._kind, self._meta, self._payload, self._kept, self._norms
         for kind, shape, dtype, device, numel, payload, whole, norm, magnitudes in entries:
             handle = len(kinds)
-            if kind == _DEFER:
+            if kind == _DEFER and not readable(payload):  # sparse or another kind the native hooks kept whole
+                self._ready[handle] = odd_info(payload, self.max_values)
+                kind, payload = _READY, None
+            elif kind == _DEFER:
                 kind, payload = _STATS, exact_stats(payload.abs() if magnitudes else payload)
             kinds.append(kind)
             metas.append((shape, dtype_name(dtype), device, numel))
@@ -211,6 +230,10 @@ class TensorTable:
         for handle, kind in enumerate(self._kind):
             by_kind.setdefault(kind, []).append(handle)
         for kind, handles in by_kind.items():
+            if kind == _READY:
+                for handle in handles:
+                    infos[handle] = self._ready[handle]
+                continue
             if kind == _EMPTY:
                 stats: list[Stats | None] = [None] * len(handles)
             elif kind in (_VALUES, _SMALL, _SAMPLE):
@@ -334,6 +357,66 @@ class TensorTable:
                 )
             )
         return out
+
+
+_is_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+_STRIDED = torch.strided
+
+
+def readable(t: torch.Tensor) -> bool:
+    """Whether t is an ordinary dense tensor the table can copy and sample: not sparse, quantized, nested, nor
+    one of torch.func's wrappers (functorch's levels, vmap's batches: no storage of their own). 'meta' tensors
+    pass here and fail later, which records the pass as not readable (they have shapes but no values)."""
+    return t.layout is _STRIDED and not (t.is_nested or t.is_quantized or _is_functorch_wrapped(t))
+
+
+def odd_info(t: torch.Tensor, max_values: int = MAX_VALUES) -> TensorInfo:
+    """A tensor of another kind (see readable) summarised now. Sparse: exact statistics over every element, the
+    implicit zeros included, and its values when small; quantized: those of its dequantized values; nested
+    tensors and torch.func's wrappers: shape (a nested tensor's: its number of components), dtype and device
+    only. Never raises: what cannot be read is left out."""
+    dtype = dtype_name(t.dtype)
+    device = "cpu" if t.is_cpu else str(t.device)
+    shape: tuple[int, ...] = ()
+    try:
+        if t.is_nested:
+            return TensorInfo(shape=(int(t.size(0)),), dtype=dtype, device=device)
+        shape = tuple(int(n) for n in t.shape)
+        if not readable(t) and t.layout == torch.strided and not t.is_quantized:  # a torch.func wrapper
+            return TensorInfo(shape=shape, dtype=dtype, device=device)
+        with torch.no_grad():
+            t = t.detach()
+            numel = t.numel()
+            if t.is_quantized:
+                t = t.dequantize()
+            elif numel <= max_values:
+                t = t.to_dense()
+            if t.layout == torch.strided:
+                table = TensorTable("stats", max_values)
+                handle = table.add(t, copy=True)
+                assert handle is not None
+                return dataclasses.replace(table.finish()[handle], dtype=dtype)
+            explicit = (t.coalesce() if t.layout == torch.sparse_coo else t).values()
+            if explicit.is_complex():
+                explicit = explicit.abs()
+            return TensorInfo(shape=shape, dtype=dtype, device=device, stats=_sparse_stats(explicit, numel))
+    except Exception:  # shapes and dtype only: a summary must never fail the pass
+        return TensorInfo(shape=shape, dtype=dtype, device=device)
+
+
+def _sparse_stats(explicit: torch.Tensor, numel: int) -> Stats | None:
+    """Exact statistics of a sparse tensor of `numel` elements from its explicit (coalesced) values."""
+    if numel == 0:
+        return None
+    implicit = numel - explicit.numel()  # elements not stored: zeros
+    if explicit.numel() == 0:
+        return Stats(norm=0.0, min=0.0, max=0.0, mean=0.0, zeros=1.0, nan=0, inf=0)
+    norm, low, high, total, nonzero, nan, inf = exact_stats(explicit).tolist()
+    if implicit:
+        low, high = min(low, 0.0), max(high, 0.0)
+    total = _snap(total, numel, low, high)
+    zeros = (numel - nonzero) / numel
+    return Stats(norm=norm, min=low, max=high, mean=total / numel, zeros=zeros, nan=int(nan), inf=int(inf))
 
 
 def _version(t: torch.Tensor) -> int:

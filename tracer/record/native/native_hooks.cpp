@@ -71,6 +71,24 @@ struct Entry {
   bool complex_magnitudes = false;  // DEFER of a complex tensor: statistics of its magnitudes
 };
 
+// torch.func's wrappers (a transform's level, vmap's batches): no storage of their own, never read here.
+bool functorch_wrapped(const at::Tensor& t) {
+  const c10::DispatchKeySet keys = t.key_set();
+  return keys.has(c10::DispatchKey::FuncTorchGradWrapper) || keys.has(c10::DispatchKey::FuncTorchBatched);
+}
+
+// A tensor of another kind (tensors.py's readable() is false): sparse, quantized, nested, a torch.func wrapper.
+bool odd(const at::Tensor& t) {
+  return t.layout() != at::kStrided || t.is_quantized() || t.is_nested() || functorch_wrapped(t);
+}
+
+// While a torch.func transform is active, every tensor made is wrapped at its level; what gradtrace allocates
+// to keep (pooled blocks, cached sample positions) must be plain tensors.
+struct NoFunctorch {
+  c10::impl::ExcludeDispatchKeyGuard guard{c10::DispatchKeySet(
+      {c10::DispatchKey::FuncTorchDynamicLayerFrontMode, c10::DispatchKey::FuncTorchDynamicLayerBackMode})};
+};
+
 int64_t version_of(const at::Tensor& t) {
   // Tensors made under inference_mode have no version counter: never reused.
   return t.is_inference() ? -1 : static_cast<int64_t>(t._version());
@@ -84,6 +102,9 @@ class Table {
   int64_t add(const at::Tensor& original, bool exact, bool copy, bool fresh, bool exact_norm, bool keep_copy) {
     if (!original.defined()) {
       return -1;
+    }
+    if (odd(original)) {
+      return add_odd(original);
     }
     const int64_t version = version_of(original);
     if (!(copy || fresh)) {
@@ -150,6 +171,23 @@ class Table {
     if (exact_norm && e.kind == SAMPLE) {
       take_norm(e, tensor);
     }
+    return handle;
+  }
+
+  int64_t add_odd(const at::Tensor& original) {
+    // Summarised by tensors.py's odd_info when the table is exported, from a copy: the hooks must not hold the
+    // gradient itself (AccumulateGrad may take it as .grad, and the next pass adds into that).
+    if (functorch_wrapped(original)) {
+      throw std::runtime_error("a torch.func wrapper: its values are not read");
+    }
+    const int64_t handle = static_cast<int64_t>(entries_.size());
+    at::Tensor copy = original.detach().clone();
+    entries_.emplace_back();
+    Entry& e = entries_.back();
+    e.kind = DEFER;
+    e.dtype = copy.scalar_type();
+    e.device = copy.device();
+    e.payload = copy;
     return handle;
   }
 
@@ -262,7 +300,8 @@ class Table {
         }
       }
     }
-    return at::empty({kBlockRows, sample_size_}, like.options().requires_grad(false));
+    NoFunctorch plain;
+    return at::empty({kBlockRows, sample_size_}, at::TensorOptions().dtype(like.scalar_type()).device(like.device()));
   }
 
   void give_back_blocks() {
@@ -278,7 +317,7 @@ class Table {
       return total;
     };
     for (at::Tensor& block : blocks_) {
-      if (!block.is_cpu()) {
+      if (!block.is_cpu() || odd(block) || !block.has_storage()) {  // only plain blocks outlive their pass
         continue;
       }
       const int64_t size = static_cast<int64_t>(block.nbytes());
@@ -339,6 +378,7 @@ class Table {
     std::lock_guard<std::mutex> guard(lock);
     auto it = cache.find(key);
     if (it == cache.end()) {
+      NoFunctorch plain;  // cached for every later pass
       const int64_t runs = sample_size_ / sample_block_;
       at::Tensor starts = at::linspace(0, numel - sample_block_, runs, at::TensorOptions().dtype(at::kDouble));
       starts = starts.round().to(at::kLong);

@@ -7,7 +7,9 @@ from typing import Any
 import torch
 
 from ...model.records import Capture, TensorInfo
-from ..tensors import TensorTable
+from ..tensors import TensorTable, odd_info, readable
+
+_PLACEHOLDER = torch.empty(0)  # what stands in the native table for a tensor summarised here (odd_info)
 
 
 class NativeTable:
@@ -18,6 +20,7 @@ class NativeTable:
         self._pass = native_pass
         self.capture = capture
         self.max_values = max_values
+        self._ready: dict[int, TensorInfo] = {}  # handle -> a tensor of another kind, summarised at once
 
     def __len__(self) -> int:
         return int(self._pass.size())
@@ -35,6 +38,10 @@ class NativeTable:
         """As TensorTable.add; an exact norm is computed at once (while the tensor is in cache), read by settle()."""
         if tensor is None:
             return None
+        if not readable(tensor):  # sparse, quantized, nested, a torch.func wrapper: the native table reads none
+            handle = int(self._pass.add(_PLACEHOLDER, False, True, False, False, False))
+            self._ready[handle] = odd_info(tensor, self.max_values)
+            return handle
         return int(self._pass.add(tensor, exact, copy, fresh, exact_norm, keep_copy))
 
     def add_default(self, tensor: torch.Tensor | None) -> int | None:
@@ -48,4 +55,8 @@ class NativeTable:
         table = TensorTable(self.capture, self.max_values)
         table.absorb(self._pass.export_entries())
         self._pass.clear()
-        return table.finish()
+        infos = table.finish()
+        for handle, info in self._ready.items():
+            infos[handle] = info
+        self._ready = {}
+        return infos
