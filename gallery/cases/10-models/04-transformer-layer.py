@@ -5,7 +5,8 @@ a backward pass of 54 steps, shown compact (names and gradient norms, with every
 The attention's input bias is frozen: the key third of its gradient is zero in exact arithmetic (softmax ignores
 a shift shared by every key), and which of those zeros come out exact depends on the CPU. The loss Σ w ⊙ out
 with fixed random weights w makes the seed simple (v = 1) and gives a closed form for the layer's last operation,
-the second LayerNorm: its bias receives Σ w over the tokens, its weight Σ w ⊙ (the normalised input). Colours show where gradients grow or shrink on their way back.
+the second LayerNorm: its bias receives Σ w over the tokens, its weight Σ w ⊙ (the normalised input). Colours
+show where gradients grow or shrink on their way back.
 """
 
 import torch
