@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -47,32 +46,6 @@ class Recording:
 OnPass = Callable[[tracer.Trace], None]
 
 
-class _Streaming(tracer.Recorder):
-    """A Recorder that also hands each pass, as it ends, to `on_pass` (in the thread that ran it).
-
-    Stand-in until tracer.record() takes an `on_pass=` argument itself: it builds the Trace as Recorder.traces
-    does (number and label set when the pass was delivered). `on_pass` runs inside the user's backward call, in
-    the thread that ran the pass: it must be thread-safe and must not raise.
-    """
-
-    def __init__(self, on_pass: OnPass, **options: Any) -> None:
-        super().__init__(**options)
-        self._on_pass = on_pass
-
-    def _deliver(self, index: int, pending: Any) -> None:
-        super()._deliver(index, pending)
-        try:  # this runs inside the user's backward call: nothing of ours may raise into it
-            trace = pending.trace()  # built once, kept for Recorder.traces; None when it could not be built
-        except Exception:  # the recorder lists the pass in .unrecorded
-            return
-        if trace is not None:
-            self._on_pass(dataclasses.replace(trace, index=index, label=self.label or trace.label))
-
-
-def _recorder(on_pass: OnPass | None, **options: Any) -> tracer.Recorder:
-    return tracer.record(**options) if on_pass is None else _Streaming(on_pass, **options)
-
-
 def check_source(path: Path) -> None:
     """Refuse, with the fix, what `python` (or Jupyter) could not run either."""
     if path.suffix not in RUNNABLE:
@@ -105,7 +78,7 @@ def record_source(
     check_source(path)
     if path.suffix == ".ipynb":
         return _record_notebook(path, args, recorder_options, notify, on_pass, on_os_exit)
-    with _recorder(on_pass, label=display_name(path.name), **recorder_options) as rec:
+    with tracer.record(on_pass=on_pass, label=display_name(path.name), **recorder_options) as rec:
         outcome = run_script(path, args, hidden=OWN_PACKAGES, on_os_exit=on_os_exit)
     return Recording(path, list(rec.traces), outcome, unrecorded=tuple(rec.unrecorded))
 
@@ -125,7 +98,7 @@ def _record_notebook(
     notices = tuple(f"{path.name} cell {c.number}, {note}" for c in cells for note in c.skipped)
     for notice in notices:
         notify(notice)
-    with _recorder(on_pass, **recorder_options) as rec:
+    with tracer.record(on_pass=on_pass, **recorder_options) as rec:
 
         def label_passes(cell: Cell) -> None:
             rec.label = f"cell {cell.number}"  # the recorder labels each pass when it is delivered

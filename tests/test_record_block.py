@@ -127,3 +127,27 @@ def test_seeds_made_by_torch_are_known_inside_a_block() -> None:
         (x * 2).sum().backward()
         (x * 2).backward(torch.ones(2))
     assert [t.seeds[0].implicit for t in rec.traces] == [True, False]
+
+
+def test_on_pass_gets_each_pass_as_it_ends_and_never_raises_into_the_users_backward() -> None:
+    """record(on_pass=...) hands each finished pass over at once (what `gradtrace run` writes to disk), the same
+    Trace as rec.traces; a callback that raises is a warning, not an error in the user's backward call."""
+    import warnings
+
+    seen: list[tracer.Trace] = []
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    with tracer.record(on_pass=seen.append, label="run") as rec:
+        (x * x).sum().backward()
+        assert len(seen) == 1  # already there, before the block ends
+        (x * 3).sum().backward()
+    assert [t.index for t in seen] == [1, 2] and seen == rec.traces and seen[0].label == "run"
+
+    def broken(trace: tracer.Trace) -> None:
+        raise RuntimeError("disk full")
+
+    x.grad = None
+    with warnings.catch_warnings(record=True) as caught, tracer.record(on_pass=broken) as rec:
+        warnings.simplefilter("always")
+        (x * x).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([2.0, 4.0])) and len(rec.traces) == 1
+    assert any("on_pass raised RuntimeError: disk full" in str(w.message) for w in caught)

@@ -441,7 +441,8 @@ def _by_vmap(
     for y in ys:
         batched.append(eye[:, start : start + y.numel()].reshape(n, *y.shape).to(y.dtype))
         start += y.numel()
-    with warnings.catch_warnings(record=True) as caught:
+    # paused(): the batched pass is ours (the rows are recorded, if asked, by the loop's passes), not the user's
+    with warnings.catch_warnings(record=True) as caught, paused():
         warnings.simplefilter("always")
         try:
             grads = torch.autograd.grad(

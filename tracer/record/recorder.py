@@ -60,8 +60,10 @@ class Recorder:
         jacobian_limit: int = JACOBIAN_LIMIT,
         label: str | None = None,
         model: torch.nn.Module | None = None,
+        on_pass: Callable[[Trace], Any] | None = None,
     ) -> None:
         self.options = _checked_options(capture, max_values, jacobian_limit)
+        self.on_pass = on_pass
         self.names = names if names is not None else model
         self.label = label
         self._tagger = None if model is None else ModuleTagger(model, root=module_variable(model) or "")
@@ -141,6 +143,20 @@ class Recorder:
             positions = [i for i, _, _ in self._recorded]
             # the label as it is now: a caller may relabel between passes (gradtrace run names them by cell)
             self._recorded.insert(bisect.bisect(positions, index), (index, self.label, pending))
+            label = self.label
+        if self.on_pass is not None:
+            self._hand_on(index, label, pending)
+
+    def _hand_on(self, index: int, label: str | None, pending: _Pending) -> None:
+        """Give the finished pass to on_pass, built once (rec.traces shows the same Trace). This runs inside the
+        user's backward call, in the thread that ran the pass: nothing of ours may raise into it."""
+        try:
+            with _collector_paused():
+                trace = pending.trace()  # None when it could not be built: rec.unrecorded says why
+            if trace is not None and self.on_pass is not None:
+                self.on_pass(dataclasses.replace(trace, index=index, label=label or trace.label))
+        except Exception as exc:
+            _tell(f"gradtrace: on_pass raised {type(exc).__name__}: {exc}; the pass itself is recorded")
 
     def _skip(self, why: str) -> bool:
         """Count a pass that ran unrecorded on purpose; True the first time for this reason in this block."""
@@ -158,14 +174,23 @@ def record(
     jacobian_limit: int = JACOBIAN_LIMIT,
     label: str | None = None,
     model: torch.nn.Module | None = None,
+    on_pass: Callable[[Trace], Any] | None = None,
 ) -> Recorder:
     """A context manager recording every backward pass inside it: `with tracer.record() as rec: ...`.
 
     With `model=`, forward calls inside the block also tag every backward node with the nn.Module path that
-    created it (Step.module, Trace.modules), and leaves are named after the model's parameters.
+    created it (Step.module, Trace.modules), and leaves are named after the model's parameters. `on_pass` is
+    called with each pass's Trace as the pass ends (in the thread that ran it; what it raises is a warning, never
+    an error in the user's backward call), e.g. to write it to disk at once.
     """
     return Recorder(
-        names=names, capture=capture, max_values=max_values, jacobian_limit=jacobian_limit, label=label, model=model
+        names=names,
+        capture=capture,
+        max_values=max_values,
+        jacobian_limit=jacobian_limit,
+        label=label,
+        model=model,
+        on_pass=on_pass,
     )
 
 
