@@ -13,7 +13,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
-import gc
 import inspect
 import sys
 import threading
@@ -31,12 +30,14 @@ from ..model.errors import GradtraceError
 from ..model.records import CAPTURES, JACOBIAN_LIMIT, MAX_VALUES, Capture, Options, Trace
 from ..model.seam import upstairs
 from .backward_call import BackwardCall
+from .collector_pause import collector_paused
 from .explain import add_explanation
 from .local_jacobian import NestedPassRefused, calling_node
 from .modules import ModuleTagger
 from .names import NameBook, frame_source, module_variable, user_frame
 from .pass_recorder import PassRecorder, graph_task_id, running_passes
 from .pass_seen import PassSeen
+from .skipped_passes import SKIPPED, is_batched, is_functorch, skipped_text
 from .trace_builder import build_trace
 
 
@@ -116,7 +117,7 @@ class Recorder:
     def traces(self) -> list[Trace]:
         """One Trace per recorded pass, in the order the passes started (built here on first reading)."""
         if self._built < len(self._recorded):
-            with _collector_paused():
+            with collector_paused():
                 traces = []
                 for index, label, pending in self._recorded:
                     trace = pending.trace()
@@ -130,7 +131,7 @@ class Recorder:
         """Why passes that ran inside the block have no trace (gradtrace could not read them, or does not record
         such passes: torch.func's, other threads'), one line per pass."""
         _ = self.traces  # builds what is pending, which is where most such failures show
-        skipped = [_skipped_text(why) for why, count in self._skipped.items() for _ in range(count)]
+        skipped = [skipped_text(why) for why, count in self._skipped.items() for _ in range(count)]
         return skipped + self._not_harvested + [p.error for _, _, p in self._recorded if p.error is not None]
 
     def _next_index(self) -> int:
@@ -151,7 +152,7 @@ class Recorder:
         """Give the finished pass to on_pass, built once (rec.traces shows the same Trace). This runs inside the
         user's backward call, in the thread that ran the pass: nothing of ours may raise into it."""
         try:
-            with _collector_paused():
+            with collector_paused():
                 trace = pending.trace()  # None when it could not be built: rec.unrecorded says why
             if trace is not None and self.on_pass is not None:
                 self.on_pass(dataclasses.replace(trace, index=index, label=label or trace.label))
@@ -225,7 +226,7 @@ def trace(
             raise
     if not rec.traces and rec.unrecorded:  # the pass ran (.grad holds its gradients) but recording it failed
         why = (
-            _skipped_text("func")
+            skipped_text("func")
             if rec._skipped.get("func")
             else f"{rec.unrecorded[-1]}; the tensors may be of a kind it cannot read (e.g. on the 'meta' device)"
         )
@@ -409,56 +410,6 @@ def paused() -> Iterator[None]:
         _paused.on = before
 
 
-def _is_batched(t: Any) -> bool:
-    try:
-        if not isinstance(t, torch.Tensor):
-            return False
-        # torch.autograd.grad(is_grads_batched=True) batches with the legacy vmap (torch._vmap_internals)
-        functorch = torch._C._functorch
-        return bool(functorch.is_batchedtensor(t) or functorch.is_legacy_batchedtensor(t))
-    except Exception:  # pragma: no cover - functorch internals moved
-        return False
-
-
-def _is_functorch(call: BackwardCall) -> bool:
-    """Whether this pass runs inside a torch.func transform (grad, vjp, vmap, jacrev, ...) or on its tensors
-    (vjp's pullback runs after the transform has exited, on the wrapped tensors it kept)."""
-    try:
-        functorch = torch._C._functorch
-        if functorch.maybe_current_level() is not None:
-            return True
-        tensors = (*call.outputs, *call.grads, *call.inputs)
-        return any(isinstance(t, torch.Tensor) and functorch.is_functorch_wrapped_tensor(t) for t in tensors)
-    except Exception:  # pragma: no cover - functorch internals moved
-        return False
-
-
-# Passes run unrecorded on purpose, by reason: (which passes, why), for `Recorder.unrecorded` (one line per pass)
-# and the one warning per block (not for batched passes, see _run_unrecorded).
-_SKIPPED = {
-    "func": (
-        "inside a torch.func transform (grad, vjp, vmap, jacrev, hessian, ...)",
-        "its tensors are torch.func's wrappers, whose values gradtrace does not read; it ran exactly as without "
-        "gradtrace (an ordinary backward() or torch.autograd.grad of the same computation is recorded)",
-    ),
-    "batched": (
-        "with batched gradients (torch.autograd.grad(..., is_grads_batched=True))",
-        "each gradient is a vmapped batch the recorder cannot summarise; it ran exactly as without gradtrace",
-    ),
-    "thread": (
-        "in another thread (not one the record() block's thread started while the block was open)",
-        "a block records its own thread and the threads that thread starts inside it; open a tracer.record() "
-        "block in the other thread to record its passes",
-    ),
-}
-
-
-def _skipped_text(why: str) -> str:
-    """The line of `Recorder.unrecorded` for one pass left unrecorded on purpose."""
-    which, reason = _SKIPPED[why]
-    return f"not recorded, {which}: {reason}"
-
-
 def _run_unrecorded(
     engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any], recorders: list[Recorder], why: str
 ) -> Any:
@@ -470,7 +421,7 @@ def _run_unrecorded(
         # Batched passes are listed only: tracer.jacobian's vmapped pass is one (its rows are recorded as a loop
         # when it records), and a warning there would read as torch's own in its notes.
         if any(first) and why != "batched":
-            which, reason = _SKIPPED[why]
+            which, reason = SKIPPED[why]
             _tell(
                 f"gradtrace did not record a backward pass {which}: {reason}. Every such pass is listed in the "
                 "record() block's .unrecorded"
@@ -500,12 +451,12 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
             return _run_unrecorded(engine, args, kwargs, elsewhere, "thread")
         return engine.run_backward(*args, **kwargs)
     call = BackwardCall.parse(args, kwargs)
-    if _is_functorch(call):
+    if is_functorch(call):
         # torch.func's tensors are wrappers whose values live a level down: summarising them inside the hooks
         # would read (or allocate) wrappers, and re-running a node for its Jacobian would run under the
         # transform. The pass runs as is; nothing of gradtrace touches its tensors.
         return _run_unrecorded(engine, args, kwargs, recorders, "func")
-    if any(_is_batched(g) for g in call.grads):
+    if any(is_batched(g) for g in call.grads):
         # vmapped passes (is_grads_batched) carry batched tensors the hooks cannot summarise: run them as is.
         return _run_unrecorded(engine, args, kwargs, recorders, "batched")
     innermost = recorders[-1]
@@ -521,45 +472,8 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     )
     running = running_passes()
     parent = running[-1] if running else None  # a pass started from inside a node of this one
-    with _collector_paused():
+    with collector_paused():
         return _run_and_record(engine, args, kwargs, pas, recorders, indices, running, parent)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No automatic cyclic garbage collection while a pass is recorded; the user's settings are kept.
-
-    The hooks and the trace create thousands of small objects; with the collector on, those alive mid-pass
-    get promoted and every few passes trigger a full collection of the whole process (torch holds ~190k
-    objects: ~90 ms). Paused, the temporaries die by reference counting before any collection sees them.
-
-    Paused by a first threshold of 0 (documented to stop automatic collection), never by gc.disable(): the
-    on/off switch stays the user's alone, so a gc.disable() or gc.enable() in the user's code during the pass
-    (in this thread or another) holds after it. Passes running at once (nested, or in several threads) share
-    one pause: the first sets it, the last lifts it, unless the user set thresholds of their own meanwhile.
-    """
-    with _Pause.lock:
-        if _Pause.passes == 0:
-            _Pause.saved = gc.get_threshold()
-            _Pause.ours = (0, *_Pause.saved[1:])
-            gc.set_threshold(*_Pause.ours)
-        _Pause.passes += 1
-    try:
-        yield
-    finally:
-        with _Pause.lock:
-            _Pause.passes -= 1
-            if _Pause.passes == 0 and gc.get_threshold() == _Pause.ours:
-                gc.set_threshold(*_Pause.saved)
-
-
-class _Pause:
-    """The one collector pause shared by every pass being recorded, in every thread."""
-
-    lock = threading.Lock()
-    passes = 0  # passes running now
-    saved: tuple[int, ...] = ()  # the thresholds before the first of them
-    ours: tuple[int, ...] = ()  # the thresholds it set
 
 
 def _run_and_record(
