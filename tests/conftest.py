@@ -50,3 +50,14 @@ def engine_restored() -> Iterator[None]:
     yield
     assert Variable._execution_engine is original, "gradtrace's engine wrapper was left installed"
     assert recorder.active_recorders() == [], "a record() block was left open"
+
+
+@pytest.fixture(params=["native", "python"])
+def hooks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A test that asks for `hooks` runs with the native recorder (skipped when it is not built) and with the
+    Python hooks; the value says which."""
+    if request.param == "python":
+        monkeypatch.setattr(pass_recorder, "native_recorder", lambda: None)
+    elif pass_recorder.native_recorder() is None:
+        pytest.skip("the native recorder is not built (python -m tracer.native)")
+    return str(request.param)

@@ -4,7 +4,7 @@ passes are not recorded, the block says so once, and nothing of gradtrace's surv
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +13,6 @@ from torch.func import grad, hessian, jacrev, vjp, vmap
 
 import tracer
 from tests.fuzzing import TALLY
-from tracer.record import pass_recorder
 from tracer.record.native.loader import load as native_recorder
 from tracer.record.tensors import SAMPLE_BLOCK, SAMPLE_SIZE
 
@@ -22,16 +21,6 @@ pytestmark = [
     # torch's own: hessian's forward-mode decompositions are compiled with torch.jit.script on first use
     pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
 ]
-
-
-@pytest.fixture(params=["native", "python"])
-def hooks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Each test runs with both recorders (the native one when it is built)."""
-    if request.param == "native" and native_recorder() is None:
-        pytest.skip("the native recorder is not built (python -m tracer.native)")
-    if request.param == "python":
-        monkeypatch.setattr(pass_recorder, "native_recorder", lambda: None)
-    yield request.param
 
 
 def _loss(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -17,21 +17,10 @@ import torch
 
 import tracer
 from tests.fuzzing import TALLY
-from tracer.record import pass_recorder
 
 pytestmark = pytest.mark.usefixtures("engine_restored")
 
 SIDE_EFFECTS = "side effects compared with untraced runs (RNG, gc, warnings, names)"
-
-
-@pytest.fixture(params=["native", "python"])
-def hooks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each test runs with the native recorder (when built) and with the Python hooks."""
-    if request.param == "python":
-        monkeypatch.setattr(pass_recorder, "native_recorder", lambda: None)
-    elif pass_recorder.native_recorder() is None:
-        pytest.skip("the native recorder is not built")
-    return str(request.param)
 
 
 @contextmanager

@@ -5,7 +5,6 @@ gives. A recording step that fails must never keep the engine from running the u
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -13,19 +12,8 @@ import torch
 import tracer
 from tests.fuzzing import TALLY
 from tracer.record import before_pass, pass_recorder, tensors
-from tracer.record.native.loader import load as native_recorder
 
 pytestmark = pytest.mark.usefixtures("engine_restored")
-
-
-@pytest.fixture(params=["native", "python"])
-def hooks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Each test runs with both recorders (the native one when it is built)."""
-    if request.param == "native" and native_recorder() is None:
-        pytest.skip("the native recorder is not built (python -m tracer.native)")
-    if request.param == "python":
-        monkeypatch.setattr(pass_recorder, "native_recorder", lambda: None)
-    yield request.param
 
 
 def _sparse_bits(t: torch.Tensor) -> tuple[list[list[int]], list[float]]:

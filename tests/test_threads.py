@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
 
 import tracer
 from tests.fuzzing import TALLY
-from tracer.record import pass_recorder
-from tracer.record.native.loader import load as native_recorder
 
 pytestmark = pytest.mark.usefixtures("engine_restored")
-
-
-@pytest.fixture(params=["native", "python"])
-def hooks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Each test runs with both recorders (the native one when it is built)."""
-    if request.param == "native" and native_recorder() is None:
-        pytest.skip("the native recorder is not built (python -m tracer.native)")
-    if request.param == "python":
-        monkeypatch.setattr(pass_recorder, "native_recorder", lambda: None)
-    yield request.param
 
 
 def _run_in_thread(work: Callable[[], None]) -> None:
