@@ -126,18 +126,26 @@ def unrecorded(recording: Recording) -> str | None:
     """
     if not recording.unrecorded:
         return None
-    parts, total = [], 0
+    from tracer.record.skipped_passes import SKIPPED_PREFIX  # here: importing tracer imports torch (slow --help)
+
+    parts, failed = [], 0
     for line, repeated in Counter(recording.unrecorded).most_common():
         counted = re.match(r"(\d+) backward pass", line)
         if counted:
-            total += int(counted.group(1)) * repeated
+            failed += int(counted.group(1)) * repeated
             parts.append(line)
+        elif line.startswith(SKIPPED_PREFIX):  # says itself why, and that the pass ran as without gradtrace
+            parts.append(
+                f"{plural(repeated, 'backward pass', 'backward passes')} {'was' if repeated == 1 else 'were'} {line}"
+            )
         else:
-            total += repeated
+            failed += repeated
             parts.append(f"{plural(repeated, 'backward pass', 'backward passes')} could not be recorded ({line})")
     shown = "; ".join(parts[:5]) + (f"; and {plural(len(parts) - 5, 'other reason')}" if len(parts) > 5 else "")
+    if not failed:
+        return f"{recording.name}: {shown}"
     return (
-        f"{recording.name}: {shown}; {'it' if total == 1 else 'they'} ran as without gradtrace (the gradients are "
+        f"{recording.name}: {shown}; {'it' if failed == 1 else 'they'} ran as without gradtrace (the gradients are "
         "torch's), only the drawing is missing"
     )
 

@@ -279,3 +279,17 @@ def test_an_output_name_the_file_system_refuses_is_one_paragraph(tmp_path: Path)
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and "File name too long" in errors[0] and "-o" in errors[0], done.stderr
     counted("an output folder the file system refuses")
+
+
+def test_a_torch_func_pass_is_reported_once_in_plain_words(tmp_path: Path) -> None:
+    """A pass gradtrace leaves unrecorded by design (torch.func) is said once, with its reason, and not as a
+    failure to record; the script's own exit code stands."""
+    script = tmp_path / "func.py"
+    script.write_text(
+        "import torch\nfrom torch.func import grad\nprint(grad(lambda x: (x ** 2).sum())(torch.tensor([1.0, 2.0])))\n",
+        encoding="utf-8",
+    )
+    result = invoke("run", "-f", "json", "-o", tmp_path / "out", script)
+    assert result.exit_code == 0, result.output
+    assert "func.py: 1 backward pass was not recorded, inside a torch.func transform" in result.stderr
+    assert "could not be recorded" not in result.stderr and "only the drawing is missing" not in result.stderr

@@ -53,7 +53,10 @@ SKIPPED = {
 }
 
 
+SKIPPED_PREFIX = "not recorded, "  # how such a line of Recorder.unrecorded starts (the CLI counts them apart)
+
+
 def skipped_text(why: str) -> str:
     """The line of `Recorder.unrecorded` for one pass left unrecorded on purpose."""
     which, reason = SKIPPED[why]
-    return f"not recorded, {which}: {reason}"
+    return f"{SKIPPED_PREFIX}{which}: {reason}"
