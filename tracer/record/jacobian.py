@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..model.records import JACOBIAN_LIMIT, MAX_VALUES, Capture, Trace
+from ..model.records import JACOBIAN_LIMIT, MAX_VALUES, Capture, Options, Trace
 from ..model.seam import upstairs
 from ..model.textfmt import num, shape
 from .names import NameBook, user_frame
@@ -191,7 +191,7 @@ def jacobian(
         raise ValueError(f"unknown method: {method!r} (must be one of {list(METHODS)})")
     p = _prepare(outputs, inputs, names, retain_graph)
     ys, xs = p.outputs, p.inputs
-    rows = _rows(p, method, record, _Capture(capture, max_values, jacobian_limit))
+    rows = _rows(p, method, record, Options(capture=capture, max_values=max_values, jacobian_limit=jacobian_limit))
     result_check, check_note = _checked(p, rows.matrix, check)
     return JacobianResult(
         matrix=rows.matrix,
@@ -212,15 +212,6 @@ def jacobian(
 
 
 @dataclass(frozen=True)
-class _Capture:
-    """How the recorded row passes are captured (tracer.trace's options)."""
-
-    capture: Capture
-    max_values: int
-    jacobian_limit: int
-
-
-@dataclass(frozen=True)
 class _Rows:
     """The matrix and how it was computed."""
 
@@ -232,7 +223,7 @@ class _Rows:
     replay_error: float | None  # vmap's rows against the recorded loop's
 
 
-def _rows(p: _Problem, method: Method, record: bool, opts: _Capture) -> _Rows:
+def _rows(p: _Problem, method: Method, record: bool, opts: Options) -> _Rows:
     """One row per output element: by vmap when it applies (replayed by the loop when recorded), else by a loop."""
     ys, xs, dtype = p.outputs, p.inputs, _common_dtype(p.outputs, p.inputs)
     labels = dict(zip(p.input_names, xs, strict=True))
