@@ -72,7 +72,14 @@ def _place_retained_and_inputs(
             before.retained.append(
                 Retained(name=name, tensor=t, node=index[edge[0]], slot=edge[1], before=table.add(t.grad, copy=True))
             )
+    # A leaf among the inputs is found by its AccumulateGrad node in the walk: asking torch for its edge makes a
+    # view, which for a torch.func wrapper (outside its transform's dispatch, or after its level ended) has none.
+    leaf_nodes = {id(variable): i for i, variable in graph.leaf_vars.items()}
     for t in call.inputs:
+        leaf = leaf_nodes.get(id(t))
+        if leaf is not None:
+            before.input_nodes.append((t, (leaf, 0)))
+            continue
         edge = gradient_edge(t)
         at = (index[edge[0]], edge[1]) if edge is not None and edge[0] in index else None
         before.input_nodes.append((t, at))

@@ -1,4 +1,4 @@
-"""Name tensors after the variables that hold them: names= first, then the caller's locals, then its globals."""
+"""Name tensors after the variables that hold them: names=, modules' parameters, the caller's locals, globals."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from typing import Any
 
 import torch
 
+from .func_passes import is_wrapped, unwrapped
+
 _OWN_DIRS = (
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # all of tracer/, not just record/
     os.path.dirname(os.path.abspath(torch.__file__)) + os.sep,
 )
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
 _SKIPPED_GLOBALS = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
 
 
@@ -38,17 +41,56 @@ class NameBook:
     def __init__(self, names: Any = None, frame: FrameType | None = None) -> None:
         self._by_id: dict[int, str] = {}
         self._tensors: list[torch.Tensor] = []  # keeps the named tensors alive so id() stays unique
+        self._data_names: dict[tuple[Any, ...], str] | None = None  # by the data they hold (torch.func passes)
         self.explicit: dict[str, torch.Tensor] = {}  # names= and modules seen: leaves expected in the pass
         self.retained: list[tuple[str, torch.Tensor]] = []  # non-leaves with retain_grad() in the frame
         if names is not None:
             self._add_explicit(names)
         if frame is not None:
-            self._add_scope(frame.f_locals, explicit_modules=True)
+            scopes = [(frame.f_locals, False)]
+            # A comprehension's frame (Python < 3.12) sees only its loop variables: the function around it too
+            outer = frame
+            while outer.f_code.co_name in _COMPREHENSIONS and outer.f_back is not None:
+                outer = outer.f_back
+                scopes.append((outer.f_locals, False))
             if frame.f_globals is not frame.f_locals:
-                self._add_scope(frame.f_globals, explicit_modules=True, skip_private=True)
+                scopes.append((frame.f_globals, True))
+            # Modules' parameters first: a parameter is named by its module path (model.fc.bias) in every pass,
+            # not by whichever variable holds it now (a loop's `p` after `for name, p in model.named_parameters()`)
+            for scope, skip_private in scopes:
+                self._add_modules(scope, skip_private=skip_private)
+            for scope, skip_private in scopes:
+                self._add_scope(scope, explicit_modules=True, skip_private=skip_private)
 
     def get(self, tensor: torch.Tensor) -> str | None:
-        return self._by_id.get(id(tensor))
+        name = self._by_id.get(id(tensor))
+        if name is None and is_wrapped(tensor):
+            return self._get_wrapped(tensor)
+        return name
+
+    def _get_wrapped(self, tensor: torch.Tensor) -> str | None:
+        """torch.func.grad's wrapper of the caller's tensor: the caller's name of it at some level (grad of grad
+        wraps twice), or of a tensor sharing its data (functional_call's {k: v.detach()} of a model's params)."""
+        inner = unwrapped(tensor)
+        if inner is None:
+            return None
+        level = tensor
+        while level is not inner:
+            level = torch._C._functorch.get_unwrapped(level)
+            name = self._by_id.get(id(level))
+            if name is not None:
+                return name
+        key = _data_key(inner)
+        return None if key is None else self._by_data().get(key)
+
+    def _by_data(self) -> dict[tuple[Any, ...], str]:
+        if self._data_names is None:
+            self._data_names = {}
+            for t in self._tensors:
+                key = _data_key(t)
+                if key is not None:
+                    self._data_names.setdefault(key, self._by_id[id(t)])
+        return self._data_names
 
     def _put(self, name: str, tensor: torch.Tensor) -> bool:
         if id(tensor) in self._by_id:
@@ -84,18 +126,32 @@ class NameBook:
                 )
 
     def _add_scope(self, scope: Mapping[str, Any], *, explicit_modules: bool, skip_private: bool = False) -> None:
-        modules: list[tuple[str, torch.nn.Module]] = []
         for key, value in list(scope.items()):
             if skip_private and (key.startswith("_") or key in _SKIPPED_GLOBALS):
                 continue
-            if isinstance(value, torch.Tensor):
-                if self._put(key, value) and value.retains_grad and not value.is_leaf:
-                    self.retained.append((key, value))
-            elif isinstance(value, torch.nn.Module):
-                modules.append((key, value))
+            if isinstance(value, torch.Tensor) and self._put(key, value) and value.retains_grad and not value.is_leaf:
+                self.retained.append((key, value))
+
+    def _add_modules(self, scope: Mapping[str, Any], *, skip_private: bool) -> None:
+        modules = [
+            (key, value)
+            for key, value in list(scope.items())
+            if isinstance(value, torch.nn.Module)
+            and not (skip_private and (key.startswith("_") or key in _SKIPPED_GLOBALS))
+        ]
         for key, module in modules:
             for pname, param in named_parameters(module):
                 self._put(f"{key}.{pname}", param)
+
+
+def _data_key(t: torch.Tensor) -> tuple[Any, ...] | None:
+    """What makes two tensors the same values in memory (a detach() of a parameter is its data)."""
+    try:
+        if t.layout is not torch.strided or is_wrapped(t) or t.numel() == 0:
+            return None
+        return (t.data_ptr(), tuple(t.shape), tuple(t.stride()), t.dtype, t.device)
+    except Exception:  # no storage of its own (meta, a subclass): not matched by data
+        return None
 
 
 _STOCK = {name: getattr(torch.nn.Module, name) for name in ("named_parameters", "_named_members", "named_modules")}

@@ -1,12 +1,10 @@
-"""The backward passes gradtrace runs unrecorded on purpose (torch.func's, batched, other threads') and what it says."""
+"""The backward passes gradtrace runs unrecorded on purpose (vmapped torch.func, batched, other threads'), and why."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-
-from .backward_call import BackwardCall
 
 
 def is_batched(t: Any) -> bool:
@@ -20,26 +18,15 @@ def is_batched(t: Any) -> bool:
         return False
 
 
-def is_functorch(call: BackwardCall) -> bool:
-    """Whether this pass runs inside a torch.func transform (grad, vjp, vmap, jacrev, ...) or on its tensors
-    (vjp's pullback runs after the transform has exited, on the wrapped tensors it kept)."""
-    try:
-        functorch = torch._C._functorch
-        if functorch.maybe_current_level() is not None:
-            return True
-        tensors = (*call.outputs, *call.grads, *call.inputs)
-        return any(isinstance(t, torch.Tensor) and functorch.is_functorch_wrapped_tensor(t) for t in tensors)
-    except Exception:  # pragma: no cover - functorch internals moved
-        return False
-
-
 # Passes run unrecorded on purpose, by reason: (which passes, why), for `Recorder.unrecorded` (one line per pass)
 # and the one warning per block (not for batched passes: see recorder.py).
 SKIPPED = {
     "func": (
-        "inside a torch.func transform (grad, vjp, vmap, jacrev, hessian, ...)",
-        "its tensors are torch.func's wrappers, whose values gradtrace does not read; it ran exactly as without "
-        "gradtrace (an ordinary backward() or torch.autograd.grad of the same computation is recorded)",
+        "inside a torch.func transform that batches or carries tangents (vmap, and jacrev, jacfwd and hessian, "
+        "which batch their rows with vmap; jvp; functionalize)",
+        "each of its gradients is a batch of per-sample gradients (or a dual number) that one trace cannot show "
+        "truthfully; it ran exactly as without gradtrace (passes of torch.func.grad, grad_and_value and vjp's "
+        "pullback are recorded, and jacrev(..., chunk_size=1) records one pass per row)",
     ),
     "batched": (
         "with batched gradients (torch.autograd.grad(..., is_grads_batched=True))",

@@ -17,6 +17,8 @@ w0 = torch.randn(4)
 
 g = grad(loss_fn)(w0, x, y)
 print("torch.func.grad:", [round(v, 6) for v in g.tolist()])
+g_aux, prediction = grad(lambda w, x, y: (loss_fn(w, x, y), (x @ w).detach()), has_aux=True)(w0, x, y)
+print("has_aux agrees:", torch.equal(g_aux, g), "prediction", tuple(prediction.shape))
 g2 = grad(lambda t: grad(lambda u: u.sin().sum())(t).sum())(w0)  # -sin, the second derivative
 print("grad of grad:", [round(v, 6) for v in g2.tolist()])
 
@@ -25,4 +27,4 @@ w = w0.clone().requires_grad_()
 loss_fn(w, x, y).backward()
 assert w.grad is not None
 print("backward agrees:", torch.allclose(w.grad, g))
-save_grads({"w": w.grad, "func.grad": g, "func.grad_of_grad": g2})
+save_grads({"w": w.grad, "func.grad": g, "func.grad_aux": g_aux, "func.grad_of_grad": g2})
