@@ -9,8 +9,10 @@ SVG for the pages, DOT that Graphviz reads, UTF-8 everywhere) and show such char
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -153,7 +155,7 @@ def _function_named(name: str) -> Any:
         return type(safe, (torch.autograd.Function,), body)
 
 
-def _everywhere(text: str) -> tracer.Trace:
+def _everywhere(text: str) -> list[tracer.Trace]:
     """One pass with `text` as the label, a leaf's name, a custom Function's class name, a module's name, the
     source file's name, and the message of an exception a later node raised (an incomplete pass)."""
     key = text.replace(".", "_") or "_"
@@ -180,7 +182,7 @@ def _everywhere(text: str) -> tracer.Trace:
     exec(compile(source, filename, "exec"), ns)
     traces: list[tracer.Trace] = ns["rec"].traces
     assert [t.complete for t in traces] == [True, False]
-    return traces  # type: ignore[return-value]
+    return traces
 
 
 @pytest.mark.parametrize(
@@ -189,7 +191,7 @@ def _everywhere(text: str) -> tracer.Trace:
     ids=["controls", "surrogates", "nonchars-bidi", "markup", "long"],
 )
 def test_odd_text_in_every_place_a_user_string_goes(text: str, tmp_path: Path) -> None:
-    complete, failed = _everywhere(text)  # type: ignore[misc]
+    complete, failed = _everywhere(text)
     shown = every_output(complete, tmp_path)
     assert escape.visible(text) in shown or escape.page_text(escape.visible(text)) in shown
     every_output(failed, tmp_path)
@@ -234,3 +236,71 @@ def test_any_names_give_valid_outputs(names: list[str]) -> None:
     html_ok(stepper.page(trace), "the stepper page")
     assert tracer.load(trace.to_json()) == trace
     TALLY["odd strings through every output (DOT, SVG, charts, pages, JSON)"] += 1
+
+
+def _printable(text: str, what: str) -> None:
+    """Text for a terminal: valid UTF-8, nothing that acts on the terminal (an ANSI escape starts with ESC)."""
+    text.encode("utf-8")
+    found = _RAW.search(text)
+    assert found is None, f"{what} prints {found.group(0)!r} raw"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\x1b[31mx\x1b[0m\x00\x08\x0c\x85", "\ud800-\udcff", "\ufffe\uffff\u202e", "new\nline\ttab"],
+    ids=["controls", "surrogates", "nonchars-bidi", "newline"],
+)
+def test_text_reports_show_odd_names_as_escapes(text: str) -> None:
+    """Summary, health, structure, accumulation, diff and paths as text: a name's control characters, ANSI
+    escapes and lone surrogates are escapes (the same visible() as the pictures), each name on its own line."""
+    for trace in _everywhere(text):
+        reports = {
+            "summary": trace.summary(),
+            "health": str(tracer.health(trace)),
+            "structure": str(tracer.structure(trace)),
+            "accumulation points": "\n".join(map(str, tracer.accumulation_points(trace))),
+            "diff": str(tracer.diff(trace, trace)),
+        }
+        for what, report in reports.items():
+            _printable(report, what)
+        assert escape.visible(text) in reports["summary"]
+        assert escape.visible(text) in reports["structure"]
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = torch.tensor([3.0], requires_grad=True)
+    odd = {text: x, "a\udcff": y}
+    t = tracer.trace((x * 0).sum() + (y * float("inf")).sum(), names=odd)
+    shown = str(tracer.health(t))
+    assert f"leaf {escape.visible(text)}" in shown and "leaf a\\udcff" in shown  # the flags name the leaves
+    _printable(shown, "health")
+    x.grad = None
+    t = tracer.trace((x * x).sum(), names={text: x})
+    _printable(str(tracer.decompose(t, text)), "paths")
+    for trace_line in t.summary().splitlines():  # a newline in a name does not start a line of its own
+        assert not trace_line.startswith(("line", "tab")), trace_line
+    TALLY["odd strings through every text report (summary, health, structure, diff, paths)"] += 1
+
+
+def test_the_command_line_prints_odd_names_as_escapes(tmp_path: Path) -> None:
+    """`gradtrace analyze` and `gradtrace run` (real processes, bytes as the terminal gets them): a custom
+    Function named with an ANSI escape, a file name with a control character and a byte that is not UTF-8."""
+    body = (
+        "import torch\n"
+        "Evil = type('\\x1b[31mEvil\\x1b[0m\\x07', (torch.autograd.Function,), {\n"
+        "    'forward': staticmethod(lambda ctx, x: x * 2), 'backward': staticmethod(lambda ctx, g: g * 2)})\n"
+        "x = torch.tensor([1.0, 2.0], requires_grad=True)\n"
+        "Evil.apply(x).sum().backward()\n"
+    )
+    script = tmp_path / os.fsdecode(b"odd\x1b[1m\xff.py")
+    script.write_text(body, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for args in (["analyze", script], ["run", "-f", "dot", "-o", tmp_path / "out", script]):
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", *map(str, args)], capture_output=True, env=env, check=False, timeout=600
+        )
+        out, err = done.stdout.decode("utf-8"), done.stderr.decode("utf-8")  # strict: valid UTF-8
+        assert done.returncode == 0, err
+        _printable(out, f"{args[0]}'s stdout")
+        _printable(err, f"{args[0]}'s stderr")
+        assert "\\x1b[31mEvil\\x1b[0m\\x07" in out or args[0] == "run", out
+        assert "odd\\x1b[1m\\xff.py" in out + err
+    TALLY["odd strings printed by the command line (analyze, run)"] += 1

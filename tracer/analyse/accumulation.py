@@ -17,6 +17,7 @@ import numpy as np
 
 from ..model.records import TensorInfo, Trace
 from ..model.textfmt import eps, num, table, tensor
+from ..model.visible_text import visible
 from .graph import Inflow, inflows
 
 AccumulationKind = Literal["fan-in", ".grad"]
@@ -69,7 +70,7 @@ class AccumulationPoint:
         if self.max_error is not None:
             head += f" (max error {num(self.max_error)}, tolerance {num(self.tolerance)})"
         rows = [[p.label, tensor(p.grad)] for p in self.parts]
-        return head + "\n" + table(["part", "gradient"], rows, indent="    ")
+        return visible(head, layout=True) + "\n" + table(["part", "gradient"], rows, indent="    ")
 
 
 def accumulation_points(trace: Trace) -> list[AccumulationPoint]:

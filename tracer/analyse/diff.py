@@ -10,6 +10,7 @@ import numpy as np
 from ..model.errors import GradtraceError
 from ..model.records import TensorInfo, Trace
 from ..model.textfmt import num, table, tensor
+from ..model.visible_text import visible
 from .naming import seed_ref, step_label
 
 
@@ -76,7 +77,7 @@ class TraceDiff:
         text += table(["where", "first", "second", "max |Δ|", "‖second‖/‖first‖"], rows)
         for line in self.check_changes:
             text += f"\n  check: {line}"
-        return text
+        return visible(text, layout=True)  # a name's control characters as escapes, never raw
 
 
 def diff(a: Trace, b: Trace, *, rtol: float = 1e-6, atol: float = 0.0) -> TraceDiff:

@@ -30,6 +30,7 @@ from typing import Literal
 from ..model.records import NoteKind, Stats, Step, TensorInfo, Trace
 from ..model.seam import upstairs
 from ..model.textfmt import num, plural
+from ..model.visible_text import visible
 from .graph import Inflow, inflows
 from .naming import seed_label, step_label
 from .structure import cut_edges
@@ -104,8 +105,8 @@ class Health:
         present = [s for s in SEVERITIES if self.by_severity(s)]
         counts = ", ".join(plural(len(self.by_severity(s)), s, "info" if s == "info" else None) for s in present)
         lines = [f"health: {counts}"]
-        for f in self.flags:
-            lines.append(f"  {f.severity:<7}  {f.kind:<14}  {f.where:<12}  {f.message}")
+        for f in self.flags:  # a name with control characters or a lone surrogate is shown as escapes
+            lines.append(f"  {f.severity:<7}  {f.kind:<14}  {visible(f.where):<12}  {visible(f.message)}")
         return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ import torch
 from ..model.errors import GradtraceError
 from ..model.records import Leaf, Step, Trace
 from ..model.textfmt import num, table
+from ..model.visible_text import visible
 from .naming import seed_label
 
 DEFAULT_MAX_PATHS = 1000
@@ -97,7 +98,7 @@ class Decomposition:
         rows = [[d, _vector(t.contribution)] for d, t in zip(self.descriptions, self.terms, strict=True)]
         recorded = _vector(self.recorded) if self.recorded is not None else "(statistics only)"
         return (
-            f"gradient of {self.leaf} as a sum over {len(self.terms)} path(s):\n"
+            f"gradient of {visible(self.leaf)} as a sum over {len(self.terms)} path(s):\n"
             + table(["path", "v · J along it"], rows)
             + f"\n  sum {_vector(self.total)} {verdict} the recorded {recorded}"
             + f" (max error {num(self.max_error)}, tolerance {num(self.tolerance)}, by {self.checked_by})"

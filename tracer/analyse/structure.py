@@ -10,6 +10,7 @@ import networkx as nx
 
 from ..model.records import Trace
 from ..model.textfmt import plural
+from ..model.visible_text import visible
 from .graph import backward_nodes, seed_key, topological_ids
 from .naming import seed_label
 
@@ -67,22 +68,23 @@ class Structure:
         return max((len(level) for level in self.levels), default=0)
 
     def __str__(self) -> str:
-        ops = ", ".join(f"{name}×{count}" for name, count in self.op_counts)
+        ops = ", ".join(f"{visible(name)}×{count}" for name, count in self.op_counts)
+        seeds, leaves = ", ".join(map(visible, self.seeds)), ", ".join(map(visible, self.leaves))
         lines = [
             f"{plural(len(self.execution_order), 'step')}, depth {self.depth}, width {self.width}; "
             f"execution order {'is' if self.order_ok else 'is NOT'} a topological order",
             f"ops: {ops or 'none'}",
-            f"seeds: {', '.join(self.seeds) or 'none'}; leaves: {', '.join(self.leaves) or 'none'}",
+            f"seeds: {seeds or 'none'}; leaves: {leaves or 'none'}",
         ]
         if self.unexecuted:
             lines.append(f"reached but not executed: {', '.join(f'node {i}' for i in self.unexecuted)}")
         for c in self.cut_edges:
             lines.append(f"cut edge: node {c.node} edge {c.edge} ({c.kind}): {c.reason}")
         for u in self.unreached_leaves:
-            lines.append(f"no gradient for {u.name}: {u.reason}")
+            lines.append(f"no gradient for {visible(u.name)}: {u.reason}")
         for a, b in self.order_violations:
             lines.append(f"order violation: node {b} ran before node {a}, which sends it a gradient")
-        return "\n".join(lines)
+        return visible("\n".join(lines), layout=True)  # a name's control characters as escapes, never raw
 
 
 def structure(trace: Trace) -> Structure:

@@ -13,6 +13,7 @@ from typing import Any
 from ..model.records import Leaf, Seed, TensorInfo, Trace
 from ..model.serial import to_plain
 from ..model.textfmt import num, plural, shape, table, tensor
+from ..model.visible_text import visible
 from .accumulation import AccumulationPoint, accumulation_points
 from .health import Health, health
 from .naming import seed_label
@@ -22,14 +23,15 @@ SUMMARY_VERSION = 1
 
 
 def summary(trace: Trace) -> str:
-    """A compact text report of one pass."""
+    """A compact text report of one pass. User text (names, labels, messages) is shown by visible(): a control
+    character, ANSI escape or lone surrogate in a name prints as its escape, never raw to the terminal."""
     st = structure(trace)
     points = accumulation_points(trace)
     h = health(trace)
     lines = [_headline(trace)]
-    where = [trace.label] if trace.label else []
+    where = [visible(trace.label)] if trace.label else []
     if trace.source:  # the file name only: the report must not depend on where the script lives
-        where.append(f"started at {os.path.basename(trace.source)}")
+        where.append(f"started at {visible(os.path.basename(trace.source))}")
     if where:
         lines.append("  " + " · ".join(where))
     if not trace.complete:
@@ -41,11 +43,12 @@ def summary(trace: Trace) -> str:
     lines += ["", str(h)]
     if trace.notes:
         lines += ["", "recorder notes"] + [f"  {n}" for n in trace.notes]
-    return "\n".join(lines) + "\n"
+    # Names are made visible where they are put (one line, aligned); this covers what the parts quote besides.
+    return visible("\n".join(lines), layout=True) + "\n"
 
 
 def _headline(trace: Trace) -> str:
-    seeds = ", ".join(f"{seed_label(s)}{shape(s.shape)}" for s in trace.seeds) or "no outputs"
+    seeds = ", ".join(f"{visible(seed_label(s))}{shape(s.shape)}" for s in trace.seeds) or "no outputs"
     how = "torch.autograd.grad" if trace.kind == "grad" else "backward"
     state = "complete" if trace.complete else "incomplete"
     return (
@@ -59,7 +62,7 @@ def _seeds_table(seeds: tuple[Seed, ...]) -> str:
         return "  (none)"
     rows = [
         [
-            seed_label(s),
+            visible(seed_label(s)),
             shape(s.shape),
             s.dtype,
             tensor(s.v),
@@ -72,7 +75,7 @@ def _seeds_table(seeds: tuple[Seed, ...]) -> str:
 
 
 def _structure_text(st: Structure) -> str:
-    ops = ", ".join(f"{name}×{count}" for name, count in st.op_counts)
+    ops = ", ".join(f"{visible(name)}×{count}" for name, count in st.op_counts)
     order = "agrees with" if st.order_ok else "VIOLATES"
     lines = [
         f"structure: depth {st.depth}, width {st.width}; execution order {order} the graph's topological order",
@@ -96,11 +99,11 @@ def _leaves_table(trace: Trace) -> str:
         return "  (none)"
     rows = []
     for leaf in trace.leaves.values():
-        grad = tensor(leaf.grad) if leaf.grad is not None else f"None — {leaf.reason or 'no reason recorded'}"
+        grad = tensor(leaf.grad) if leaf.grad is not None else f"None — {visible(leaf.reason or 'no reason recorded')}"
         accumulated = "—"
         if leaf.kind != "input" and (leaf.grad_before is not None or leaf.grad_total is not None):
             accumulated = f"{tensor(leaf.grad_before)} → {tensor(leaf.grad_total)}"
-        rows.append([leaf.name, leaf.kind, shape(leaf.shape), num(_norm(leaf.grad)), grad, accumulated])
+        rows.append([visible(leaf.name), leaf.kind, shape(leaf.shape), num(_norm(leaf.grad)), grad, accumulated])
     return table(["name", "kind", "shape", "‖grad‖", "grad (this pass)", ".grad before → after"], rows)
 
 
@@ -114,7 +117,7 @@ def _accumulation_text(points: list[AccumulationPoint]) -> str:
     lines = [f"accumulation points: {len(points)}"]
     for p in points:
         verdict = {True: "parts add up", False: "PARTS DO NOT ADD UP", None: "not checkable"}[p.ok]
-        lines.append(f"  {p.kind} at {p.where}: {len(p.parts)} parts → {tensor(p.total)} ({verdict})")
+        lines.append(f"  {p.kind} at {visible(p.where)}: {len(p.parts)} parts → {tensor(p.total)} ({verdict})")
     return "\n".join(lines)
 
 

@@ -21,3 +21,8 @@ class DrawingTooLargeError(GradtraceError, ValueError):
 
 class DrawingOptionError(GradtraceError, ValueError):
     """A drawing option this trace cannot follow: a focus= it does not have, view='modules' without module tags."""
+
+
+class ValuesNotKeptError(GradtraceError, ValueError):
+    """A recorded tensor's values were asked for (np.asarray, torch.as_tensor, .tolist()) where only its
+    statistics were kept."""

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 
 from .records import TensorInfo
+from .visible_text import visible
 
 # Machine epsilon by recorded dtype name, so tolerances can be set without importing torch.
 _EPS = {
@@ -60,7 +61,9 @@ def tensor(info: TensorInfo | None, *, max_values: int = 6) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
-    """Left-aligned columns separated by two spaces; trailing spaces stripped."""
+    """Left-aligned columns separated by two spaces; trailing spaces stripped. Each cell is shown on one line by
+    visible() (a name's newline as `\\n`, an ANSI escape as `\\x1b`), so user text never acts on the terminal."""
+    rows = [[visible(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

@@ -1,44 +1,27 @@
 """Escaping user-controlled text for DOT attributes, Graphviz HTML-like labels, HTML pages and hand-written SVG.
 
 Every user string (a leaf's or module's name, a label, a file name, an exception's message) reaches those outputs
-through `visible()` first: what XML cannot hold (C0 controls, lone surrogates, the noncharacters U+FFFE and
-U+FFFF), what it holds but no one can see (C1 controls, the other noncharacters) and what silently reorders the
-text around it (bidi embeddings, overrides and isolates) is shown as its Python escape (`\\x1b`, `\\ud800`,
-`\\u202e`), so every output is valid XML, HTML, DOT and UTF-8 and reads like the name in the user's code.
+through `visible()` first (tracer/model/visible_text.py, the one definition the text reports share): control
+characters, lone surrogates, noncharacters and bidi controls shown as their Python escapes, so every output is
+valid XML, HTML, DOT and UTF-8 and reads like the name in the user's code. This module adds each format's quoting.
 """
 
 from __future__ import annotations
 
 import html
 import os
-import re
 
+from ..model.visible_text import visible, visible_lines
 
-def _invisible(kept: str = "") -> re.Pattern[str]:
-    controls = "".join(rf"\x{c:02x}" for c in range(0x20) if chr(c) not in kept)
-    planes = "".join(rf"\U{p:04x}fffe\U{p:04x}ffff" for p in range(17))
-    return re.compile(
-        rf"[{controls}\x7f-\x9f"  # C0, DEL, C1
-        r"\ud800-\udfff"  # surrogates: in a str always lone (a decoded pair is one character)
-        rf"\ufdd0-\ufdef{planes}"  # noncharacters
-        r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # bidi marks, embeddings, overrides, isolates
-    )
-
-
-_INVISIBLE = _invisible()
-_INVISIBLE_BUT_NEWLINE = _invisible("\n")
-_INVISIBLE_BUT_LAYOUT = _invisible("\n\t")
-
-
-def _escape(m: re.Match[str]) -> str:
-    return repr(m.group(0))[1:-1]
-
-
-def visible(text: str, *, layout: bool = False) -> str:
-    """Control characters, lone surrogates, noncharacters and bidi controls as their Python escapes (a newline
-    in a name shows as `\\n`, on one line; U+202E as `\\u202e`): the result is valid XML text and valid UTF-8.
-    `layout=True` keeps newlines and tabs, for text shown as lines (a message in a <pre>, a script)."""
-    return (_INVISIBLE_BUT_LAYOUT if layout else _INVISIBLE).sub(_escape, text)
+__all__ = [
+    "basename_source",
+    "dot_multiline",
+    "dot_string",
+    "label_text",
+    "page_text",
+    "plain_label",
+    "visible",
+]
 
 
 def dot_string(text: str) -> str:
@@ -58,7 +41,7 @@ def dot_multiline(lines: list[str]) -> str:
     because tooltips are the bulk of a large graph's DOT.
     """
     text = "\n".join(line.replace("\n", "\\n") for line in lines)
-    text = _INVISIBLE_BUT_NEWLINE.sub(_escape, text)
+    text = visible_lines(text)
     text = text.replace("\\", "\\\\\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{text}"'
 

@@ -234,7 +234,3 @@ def main(argv: list[str]) -> int:
         return 1
     print(f"built in {time.perf_counter() - started:.0f} s; {status()}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
