@@ -1,7 +1,8 @@
-"""Tiny builders for Graphviz HTML-like labels: tables, cells and fonts, and a tensor laid out as text or matrix."""
+"""Tiny builders for Graphviz HTML-like labels: tables, cells and fonts, and a tensor in nested brackets."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..model.format import grid, has_values, inline, is_warning, shape_text, stats_text, summary
@@ -93,31 +94,61 @@ def tensor(info: TensorInfo | None, ink: Ink, *, precision: int, max_elements: i
     shown = grid(info, precision)
     if not info.shape:
         return text(shown.rows[0][0], colour, size=size)
-    if len(info.shape) == 1 or (len(info.shape) == 2 and info.shape[1] == 1):
-        # vectors, and column vectors (which as a matrix would stand one number per line), as wrapped text
-        column = len(info.shape) == 2
-        numbers = [f"[{r[0]}]" for r in shown.rows] if column else list(shown.rows[0])
-        chunks = [", ".join(numbers[i : i + VECTOR_WRAP]) for i in range(0, len(numbers), VECTOR_WRAP)]
-        body = (',<BR ALIGN="LEFT"/>').join(label_text(c) for c in chunks)
-        return font(label_text("[") + body + label_text("]"), colour, size=size)
-    return matrix(shown.rows, shown.labels, colour, ink, size=size)
+    if len(info.shape) == 1:
+        return font(_wrapped(list(shown.rows[0]), "[", "]"), colour, size=size)
+    if len(info.shape) == 2 and info.shape[1] == 1:
+        # a column vector, which one number per line would make tall: '[[1], [2]]' on wrapped lines
+        return font(_wrapped([f"[{r[0]}]" for r in shown.rows], "[", "]"), colour, size=size)
+    return brackets(shown.rows, info.shape, colour, size=size)
 
 
-def matrix(
-    rows: tuple[tuple[str, ...], ...], labels: tuple[str, ...] | None, colour: str, ink: Ink, *, size: float
-) -> str:
-    """Numbers in aligned columns between thin vertical bars; `labels` index the rows of an n-d tensor.
+def _wrapped(numbers: list[str], opening: str, closing: str) -> str:
+    """Numbers joined by commas between brackets, the line broken after every VECTOR_WRAP of them."""
+    chunks = [", ".join(numbers[i : i + VECTOR_WRAP]) for i in range(0, len(numbers), VECTOR_WRAP)]
+    body = ',<BR ALIGN="LEFT"/>'.join(label_text(c) for c in chunks)
+    return label_text(opening) + body + label_text(closing)
 
-    (Graphviz stretches a nested table to fill its cell, so the bars are borders of the outer number cells.)
-    """
-    out = []
+
+def brackets(rows: tuple[tuple[str, ...], ...], shape: tuple[int, ...], colour: str, *, size: float) -> str:
+    """A tensor of two or more dimensions in the nested brackets torch prints and edges show ('[[1, 0]]'): one row
+    of its last dimension per line, a line longer than VECTOR_WRAP numbers going on under itself. The brackets give
+    the shape; there are no vertical bars to read as a determinant. Numbers are padded with figure spaces (the
+    width of a digit) so that columns line up: a nested table would do it, but Graphviz stretches nested tables."""
+    lead = shape[:-1]
+    index = [0] * len(lead)
+    widths = [max((len(r[c]) for r in rows if c < len(r)), default=0) for c in range(max(map(len, rows), default=0))]
+    lines = []
     for r, values in enumerate(rows):
-        cells = []
-        if labels is not None:
-            cells.append(cell(text(labels[r], ink.muted, size=size - 1), align="RIGHT"))
-        last = len(values) - 1
-        for c, v in enumerate(values):
-            sides = ("L" if c == 0 else "") + ("R" if c == last else "")
-            cells.append(cell(text(v, colour, size=size), align="CENTER", sides=sides or None, colour=ink.muted))
-        out.append(row(*cells))
-    return table(out, padding=1)
+        opens = 1 + _run_at_end(index, lambda k, i: i == 0)
+        closes = 1 + _run_at_end(index, lambda k, i: i == lead[k] - 1)
+        indent = " " * (len(lead) + 1 - opens)
+        padded = [FIGURE_SPACE * (widths[c] - len(v)) + v for c, v in enumerate(values)]
+        chunks = [padded[i : i + VECTOR_WRAP] for i in range(0, len(padded), VECTOR_WRAP)] or [[]]
+        for c, chunk in enumerate(chunks):
+            head = indent + "[" * opens if c == 0 else " " * (len(lead) + 1)
+            tail = "]" * closes + ("" if r == len(rows) - 1 else ",") if c == len(chunks) - 1 else ","
+            lines.append(head + ", ".join(chunk) + tail)
+        _advance(index, lead)
+    return font('<BR ALIGN="LEFT"/>'.join(label_text(line) for line in lines) + '<BR ALIGN="LEFT"/>', colour, size=size)
+
+
+FIGURE_SPACE = "\u2007"  # as wide as a digit
+
+
+def _run_at_end(index: list[int], test: Callable[[int, int], bool]) -> int:
+    """How many of the last entries of a multi-index pass `test(position, value)`, counted from the end."""
+    count = 0
+    for k in range(len(index) - 1, -1, -1):
+        if not test(k, index[k]):
+            break
+        count += 1
+    return count
+
+
+def _advance(index: list[int], shape: tuple[int, ...]) -> None:
+    """The next multi-index in row-major order (in place)."""
+    for k in range(len(index) - 1, -1, -1):
+        index[k] += 1
+        if index[k] < shape[k]:
+            return
+        index[k] = 0

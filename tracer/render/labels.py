@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Callable
 
 from ..analyse.naming import output_title
+from ..analyse.slice_write import slice_write
 from ..model.format import has_values, inline, number, shape_text
 from ..model.records import Jacobian, Leaf, NoteKind, Seed, Step, TensorInfo
 from .escape import basename_source, label_text, plain_label
 from .html_label import Ink, cell, font, row, table, tensor, text
 from .scene import Scene, State, total_norm
-from .style import Theme
+from .style import Theme, tick_labels
 
 SIZE = 10.0  # point size of values
+SMALL = 9.0  # the smallest text of a picture: 9 points, 12 pixels at 100% (tests/test_picture_readability.py)
 NOTE_CHARS = 72  # longer notes are cut in the label (the tooltip has them in full)
+WRAP_CHARS = 64  # long text (an error message) wraps onto lines of about this many characters ...
+WRAP_LINES = 4  # ... and at most this many of them (the tooltip has it whole): a node stays narrow
 MAX_PARTS = 6  # accumulation parts listed before '… n more'
 # The ring of inactive nodes in step frames. Not the page colour: a painted ring can cover the node's own
 # border where browsers round positions differently.
@@ -72,6 +78,23 @@ def _pair(name: str, value_html: str, ink: Ink) -> str:
     return row(cell(text(name, ink.muted, size=SIZE - 1), align="RIGHT"), cell(value_html, balign="LEFT"))
 
 
+def wrap(words: str, colour: str, *, size: float) -> str:
+    """Long text as label html on lines of about WRAP_CHARS characters, WRAP_LINES at most."""
+    lines = wrapped_lines(words)
+    if len(lines) == 1:
+        return text(lines[0], colour, size=size)
+    return '<BR ALIGN="LEFT"/>'.join(text(line, colour, size=size) for line in lines) + '<BR ALIGN="LEFT"/>'
+
+
+def wrapped_lines(words: str) -> list[str]:
+    """Long text as lines of at most WRAP_CHARS characters, WRAP_LINES of them at most (the last then ends in '…')."""
+    lines = textwrap.wrap(words, WRAP_CHARS, break_long_words=True, break_on_hyphens=False) or [""]
+    if len(lines) > WRAP_LINES:
+        lines = lines[:WRAP_LINES]
+        lines[-1] = lines[-1][: WRAP_CHARS - 1] + "…"
+    return lines
+
+
 def _cut(note: str) -> str:
     return note if len(note) <= NOTE_CHARS else note[: NOTE_CHARS - 1] + "…"
 
@@ -120,6 +143,9 @@ class Labels:
         badge = f"step {n.id}" if n.executed else "not run"
         leaf = self.scene.trace.leaves.get(n.leaf) if n.leaf is not None else None
         rows = [_header(badge, n.name, k), _wide(self._origin(n, k))]
+        written = self._written(n, k)
+        if written is not None:
+            rows.append(_wide(written))
         if leaf is not None:
             rows += self._leaf_head(leaf, k)
         if n.executed:
@@ -131,10 +157,22 @@ class Labels:
         for extra in self.scene.extra_leaves.get(n.id, ()):
             rows += self._leaf_head(extra, k)
             rows += self._leaf_rows(extra, k)
-        rows += [_wide(text(p, k.warning if state != "pending" else k.faint, size=SIZE - 1)) for p in problems]
+        rows += [_wide(wrap(p, k.warning if state != "pending" else k.faint, size=SIZE - 1)) for p in problems]
         if n.note is not None and n.note_kind is not NoteKind.RAISED:
-            rows.append(_wide(text(_cut(n.note), k.muted, size=SIZE - 1)))
+            rows.append(_wide(wrap(n.note, k.muted, size=SIZE - 1)))
         return "<" + _frame(rows, k, state=state, dashed=not n.executed, ring=self.ring) + ">"
+
+    def _written(self, n: Step, k: Ink) -> str | None:
+        """A CopySlices node: which elements it wrote, as read from the pass, or that this is not known."""
+        write = slice_write(n)
+        if write is None:
+            return None
+        where = write.index_text
+        if where is not None:
+            how = "read from J" if write.source == "J" else "read from the gradients"
+            return text(f"wrote {where} of {shape_text(write.shape or ())} ({how})", k.muted, size=SIZE - 1)
+        size = f"; the written value is {shape_text(write.value_shape)}" if write.value_shape is not None else ""
+        return wrap(f"which elements were written is not known (torch does not expose it){size}", k.muted, size=SMALL)
 
     def node_attrs(self, n: Step) -> list[tuple[str, str]]:
         """The DOT attributes that draw a backward node: an HTML table, or in compact detail a plain box."""
@@ -155,10 +193,10 @@ class Labels:
             grad = leaf.grad.norm if leaf.grad is not None else None
             line = f"{leaf.name} {shape_text(leaf.shape)} · ‖grad‖ {_norm(grad, p)}"
         elif n.executed:
-            line = f"‖v‖ {_norm(total_norm(n.v), p)} → ‖vᵀJ‖ {_norm(total_norm(n.vjp), p)}"
+            line = f"‖v‖ {_norms(n.v, p)} → ‖vᵀJ‖ {_norms(n.vjp, p)}"
         else:
             line = n.op
-        lines = [f"{badge} · {n.name}", line, *problems[:1]]
+        lines = [f"{badge} · {n.name}", line, *(wrapped_lines(problems[0]) if problems else [])]
         style = "rounded,filled" + (",dashed" if not n.executed else "")
         colour = k.warning if problems and state != "pending" else k.text
         return [
@@ -203,7 +241,9 @@ class Labels:
     def _body(self, n: Step, k: Ink) -> list[str]:
         grid = self._vjp_grid(n, k)
         if grid is not None:
-            return [_wide(grid)]
+            j = n.jacobian
+            assert j is not None
+            return [_wide(grid), _wide(self._axes(n, j, k))] if _has_matrix_side(j) else [_wide(grid)]
         rows = []
         for slot, v in enumerate(n.v):
             if not self._fan_in(n, slot):
@@ -217,15 +257,14 @@ class Labels:
         j = n.jacobian
         if self.opts.jacobian and j is not None:
             r, c = j.size
-            rows.append(
-                _pair(
-                    "J",
-                    text(
-                        f"{r}×{c} (not drawn: more than max_elements={self.opts.max_elements})", k.muted, size=SIZE - 1
-                    ),
-                    k,
-                )
-            )
+            limit = self.opts.max_elements
+            if max(r, c) > limit:
+                why = f"more than max_elements={limit}"
+            elif _flat(n.v, j.rows) is None or _flat(n.vjp, j.cols) is None:
+                why = "the values of v or vᵀJ were not kept"
+            else:
+                why = "too wide to read in a node"
+            rows.append(_pair("J", text(f"{r}×{c} (not drawn: {why})", k.muted, size=SIZE - 1), k))
         for e, _ in enumerate(n.edges):
             g = n.vjp[e] if e < len(n.vjp) else None
             where = self.scene.target_text(n, e)
@@ -259,6 +298,10 @@ class Labels:
         def fmt(x: float) -> str:
             return number(x, precision)
 
+        columns = _column_labels(j) if labels or len(groups) > 1 or _has_matrix_side(j) else None
+        if _grid_width(j, out_values, columns, fmt) > GRID_PX:
+            return None  # v and vᵀJ are listed instead: a node stays narrow enough to read beside its neighbours
+
         lead = [cell("")] if labels else []
         many = len(groups) > 1
         rows = []
@@ -272,7 +315,7 @@ class Labels:
             title = f"→ {target}" if many else f"J  → {target}"
             heads.append(
                 cell(
-                    text(title, k.muted, size=SIZE - 2 if many else SIZE - 1),
+                    text(title, k.muted, size=SIZE - 1),
                     colspan=width,
                     align="CENTER",
                     sides="B",
@@ -286,8 +329,16 @@ class Labels:
                 *heads,
             )
         )
+        if columns is not None and ncols > 1 and any(columns):
+            rows.append(
+                row(
+                    *lead,
+                    cell("", sides="R", colour=k.faint),
+                    *[cell(text(c, k.muted, size=SMALL), align="RIGHT") for c in columns],
+                )
+            )
         for i in range(nrows):
-            cells = [cell(text(labels[i], k.faint, size=SIZE - 2), align="RIGHT")] if labels else []
+            cells = [cell(text(labels[i], k.muted, size=SMALL), align="RIGHT")] if labels else []
             cells.append(cell(text(fmt(v_values[i]), k.text, size=SIZE), align="RIGHT", sides="R", colour=k.faint))
             for x in j.matrix[i]:
                 cells.append(cell(text(fmt(x), k.faint if x == 0 else k.muted, size=SIZE), align="RIGHT"))
@@ -299,6 +350,23 @@ class Labels:
         ]
         rows.append(row(*lead, *bottom))
         return table(rows, padding=2)
+
+    def _axes(self, n: Step, j: Jacobian, k: Ink) -> str:
+        """Which axis of J is which, for a J whose sides are matrices (an mm's [2, 1] x drawn as a row of J)."""
+        outs = [shape_text(s) for s in j.rows if s is not None]
+        ins = []
+        for e, shape in enumerate(j.cols):
+            if shape is not None:
+                goes_to = n.edges[e].target
+                target = self.scene.trace.node(goes_to) if goes_to is not None else None
+                name = target.leaf if target is not None and target.leaf else self.scene.target_text(n, e)
+                ins.append(f"{name} {shape_text(shape)}")
+        lines = [
+            f"J: a row per element of v {' + '.join(outs)},",
+            f"a column per element of {' + '.join(ins)},",
+            "in row-major order: the [i,j] labels",
+        ]
+        return '<BR ALIGN="LEFT"/>'.join(text(line, k.muted, size=SMALL) for line in lines) + '<BR ALIGN="LEFT"/>'
 
     # -- leaves
 
@@ -319,7 +387,7 @@ class Labels:
 
     def _leaf_rows(self, leaf: Leaf, k: Ink) -> list[str]:
         if leaf.grad is None:
-            return [_wide(text(_cut(f"no gradient: {leaf.reason or 'none arrived'}"), k.none, size=SIZE - 1))]
+            return [_wide(wrap(f"no gradient: {leaf.reason or 'none arrived'}", k.none, size=SIZE - 1))]
         node = self.scene.trace.node(leaf.node) if leaf.node is not None else None
         rows = []
         # An AccumulateGrad fed by several edges already shows the parts and their sum.
@@ -337,7 +405,7 @@ class Labels:
         rows = [
             _header("leaf", leaf.name, k),
             _wide(text(f"{shape_text(leaf.shape)} {leaf.dtype}", k.muted, size=SIZE - 1)),
-            _wide(text(_cut(f"no gradient: {leaf.reason or 'not reached'}"), k.none, size=SIZE - 1)),
+            _wide(wrap(f"no gradient: {leaf.reason or 'not reached'}", k.none, size=SIZE - 1)),
         ]
         return "<" + _frame(rows, k, state="unrun", dashed=True, ring=self.ring) + ">"
 
@@ -350,12 +418,23 @@ class Labels:
         rows = [row(cell(text("gradient size ‖g‖, log scale", t.text, size=SIZE - 1, bold=True), colspan=5))]
         ticks = scale.ticks()
         if ticks:
-            rows.append(row(*[cell(" ", bgcolor=scale.colour(x)) for x in ticks]))
-            rows.append(row(*[cell(text(number(x, 2), t.muted, size=SIZE - 2), align="CENTER") for x in ticks]))
+            # The bar in a table of its own, so that its five swatches are equally wide whatever the text below.
+            swatches = "".join(
+                f'<TD WIDTH="{LEGEND_SWATCH}" HEIGHT="10" FIXEDSIZE="TRUE" BGCOLOR="{scale.colour(x)}"></TD>'
+                for x in ticks
+            )
+            names = "".join(
+                f'<TD ALIGN="CENTER">{text(label, t.muted, size=SMALL)}</TD>' for label in tick_labels(ticks)
+            )
+            bar = (
+                '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="1" CELLPADDING="1">'
+                f"<TR>{swatches}</TR><TR>{names}</TR></TABLE>"
+            )
+            rows.append(row(cell(bar, colspan=5, align="LEFT")))
         if first_keys is not None:
             keys = list(first_keys)
         elif self.scene.compact:
-            keys = []
+            keys = [(t.text, "a node: ‖v‖ it received → ‖vᵀJ‖ it sent along each next edge, left to right")]
         else:
             keys = [
                 (t.text, "in a node: v (left column) times J gives vᵀJ (bottom row)"),
@@ -369,7 +448,7 @@ class Labels:
         if self.opts.step is not None:
             keys += [(t.active, "purple: the step shown"), (t.faint, "pale: not computed yet")]
         for colour, words in keys:
-            rows.append(row(cell(text(words, colour, size=SIZE - 2), colspan=5)))
+            rows.append(row(cell(text(words, colour, size=SMALL), colspan=5)))
         return (
             f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="1" CELLPADDING="2" COLOR="{t.faint}" '
             f'BGCOLOR="{t.panel}">' + "".join(rows) + "</TABLE>>"
@@ -385,8 +464,8 @@ class Labels:
         words = (
             f"{call} of {seeds} · {steps} step{'s' if steps != 1 else ''} · {leaves} lea{'ves' if leaves != 1 else 'f'}"
         )
-        if tr.index != 1:
-            words = f"pass {tr.index} · {words}"
+        # Every picture says its pass, the first too: a later pass of the same block reads the same way.
+        words = f"pass {tr.index} · {words}"
         if tr.label:
             words = f"{basename_source(tr.label)} · {words}"
         source = basename_source(tr.source)
@@ -398,7 +477,7 @@ class Labels:
         if self.opts.step is not None:
             lines.append(text(f"frame: step {self.opts.step} of {len(tr.steps)}", t.active, size=SIZE))
         if not tr.complete:
-            lines.append(text(_cut(f"⚠ incomplete: {tr.error or 'the pass stopped early'}"), t.warning, size=SIZE))
+            lines.append(wrap(f"⚠ incomplete: {tr.error or 'the pass stopped early'}", t.warning, size=SIZE))
         rows = [row(cell(line, align="CENTER")) for line in lines]
         return "<" + table(rows, padding=2, extra=f' BGCOLOR="{t.panel}"') + ">"
 
@@ -408,7 +487,7 @@ class Labels:
 
     def constant(self) -> str:
         t = self.theme
-        return "<" + table([row(cell(font(label_text("no grad: constant or detached"), t.none, size=SIZE - 2)))]) + ">"
+        return "<" + table([row(cell(font(label_text("no grad: constant or detached"), t.none, size=SMALL)))]) + ">"
 
     def edge(self, info: TensorInfo | None, colour: str) -> str:
         o = self.opts
@@ -419,6 +498,9 @@ class Labels:
 
 
 EDGE_VALUES = 6  # an edge label prints the values of gradients up to this many elements
+LEGEND_SWATCH = 44  # points: the width of each of the legend's five colours (all equal, whatever their labels)
+GRID_PX = 900  # a J grid wider than about this (in pixels at 100%) is listed as v and vᵀJ instead
+MAX_NORMS = 4  # a compact node lists the norms of up to this many outputs or edges
 
 
 def _edge_text(info: TensorInfo | None, precision: int, max_elements: int) -> str:
@@ -430,6 +512,13 @@ def _edge_text(info: TensorInfo | None, precision: int, max_elements: int) -> st
 
 def _norm(value: float | None, precision: int) -> str:
     return "None" if value is None else number(value, precision)
+
+
+def _norms(infos: tuple[TensorInfo | None, ...], precision: int) -> str:
+    """One norm per output or edge, never their combination: an add's two 11.34 are '11.34, 11.34', not 16.03."""
+    shown = [_norm(i.norm if i is not None else None, precision) for i in infos[:MAX_NORMS]]
+    more = f" +{len(infos) - MAX_NORMS} more" if len(infos) > MAX_NORMS else ""
+    return (", ".join(shown) or "–") + more
 
 
 def _flat(infos: tuple[TensorInfo | None, ...], shapes: tuple[tuple[int, ...] | None, ...]) -> list[float] | None:
@@ -445,6 +534,36 @@ def _flat(infos: tuple[TensorInfo | None, ...], shapes: tuple[tuple[int, ...] | 
     return out
 
 
+def _grid_width(j: Jacobian, out_values: list[float], columns: list[str] | None, fmt: Callable[[float], str]) -> float:
+    """About how many pixels wide J's columns are drawn: each as wide as its widest number (10-point digits, about
+    8.7 px each) or index label (9-point, about 6.5 px a character), plus the gap between columns."""
+    total = 0.0
+    for c in range(len(out_values)):
+        widest = 8.7 * max(len(fmt(out_values[c])), *(len(fmt(line[c])) for line in j.matrix))
+        if columns is not None:
+            widest = max(widest, 6.5 * len(columns[c]))
+        total += widest + 6
+    return total
+
+
+def _has_matrix_side(j: Jacobian) -> bool:
+    """Whether a side of J flattens a tensor of two or more dimensions (its reading order needs saying)."""
+    return any(s is not None and len(s) >= 2 for s in (*j.rows, *j.cols))
+
+
+def _index(shape: tuple[int, ...]) -> list[str]:
+    """'[i,j]' for every element of a tensor of this shape, row-major; '[]' for a 0-d one."""
+    index: list[tuple[int, ...]] = [()]
+    for d in shape:
+        index = [(*p, i) for p in index for i in range(d)]
+    return ["[" + ",".join(str(i) for i in ix) + "]" for ix in index]
+
+
+def _column_labels(j: Jacobian) -> list[str]:
+    """The element of each column of J: '[1,0]', the index within the input its edge leads to."""
+    return [label if shape else "" for shape in j.cols if shape is not None for label in _index(shape)]
+
+
 def _row_labels(j: Jacobian) -> list[str] | None:
     """Index labels for the rows of J when v is not a single vector: '[1,0]', or 'out 1 [2]' for several outputs."""
     present = [(r, s) for r, s in enumerate(j.rows) if s is not None]
@@ -456,8 +575,5 @@ def _row_labels(j: Jacobian) -> list[str] | None:
         if not shape:
             labels.append(prefix.strip() or "[]")
             continue
-        index: list[tuple[int, ...]] = [()]
-        for d in shape:
-            index = [(*p, i) for p in index for i in range(d)]
-        labels += [prefix + "[" + ",".join(str(i) for i in ix) + "]" for ix in index]
+        labels += [prefix + label for label in _index(shape)]
     return labels

@@ -11,6 +11,7 @@ from .scene import Scene
 from .style import ColourScale
 
 SIZE = 10.0
+SMALL = 9.0  # the smallest text (labels.SMALL)
 PARAMS_LISTED = 4  # a box lists its parameters' gradient norms up to this many; above, the largest and smallest
 
 
@@ -77,7 +78,7 @@ class ModuleLabels:
         rows += self._params(b.path, b.params, b.params_norm)
         if b.openable:
             hint = "click to open" if linked else f"open: focus='{b.path}'"
-            rows.append(self._wide(text(f"⊕ {hint}", t.muted, size=SIZE - 2), 2))
+            rows.append(self._wide(text(f"⊕ {hint}", t.muted, size=SMALL), 2))
         border = self.colour(b.entering) if b.entering.norm is not None else t.none
         return self._frame(rows, border)
 
@@ -125,7 +126,7 @@ class ModuleLabels:
         rows.append(
             row(
                 *[
-                    cell(text(h, t.muted, size=SIZE - 2, bold=True), align="RIGHT", sides="B", colour=t.faint)
+                    cell(text(h, t.muted, size=SMALL, bold=True), align="RIGHT", sides="B", colour=t.faint)
                     for h in heads
                 ]
             )
@@ -142,7 +143,7 @@ class ModuleLabels:
                 )
             )
         hint = "click to draw each block" if linked else "draw each block: repeats='expand'"
-        rows.append(self._wide(text(f"⊕ {hint}", t.muted, size=SIZE - 2), columns))
+        rows.append(self._wide(text(f"⊕ {hint}", t.muted, size=SMALL), columns))
         border = self.colour(r.entering) if r.entering.norm is not None else t.none
         return self._frame(rows, border)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ class RenderOptions:
 
     direction: str = "TB"  # 'TB': seed at the top, leaves at the bottom; 'LR': left to right
     precision: int = 4  # significant digits of every number shown
-    max_elements: int = 16  # tensors (and Jacobian sides) up to this many elements are printed in full
+    max_elements: int = 25  # tensors (and Jacobian sides) up to this many elements are printed in full
     jacobian: bool = True  # show the local Jacobian J where it was recorded and is small enough
     edge_labels: bool = True  # write the gradient flowing along each edge next to it
     stats: bool = True  # statistics line (min, max, mean, zeros) for tensors too large to print
@@ -38,6 +39,9 @@ class RenderOptions:
     focus: str | None = None  # draw only the paths from the seed to this leaf or module
     repeats: str = "compact"  # module view: repeated blocks (a transformer's layers) as one box, or 'expand'
     profile: bool = False  # SVG: the gradient-norm profile chart beside the graph (HTML pages always have it)
+    # The colour scale's range of gradient norms (low, high), so that pictures shown together (the passes of one
+    # gallery entry) colour a norm alike; None: the smallest and largest norm of this pass.
+    colour_range: tuple[float, float] | None = None
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RenderOptions))
@@ -50,6 +54,8 @@ def parse_options(options: dict[str, Any], *, extra: tuple[str, ...] = ()) -> Re
         if key not in allowed:
             raise TypeError(f"unknown option: {key!r} (must be one of {sorted(allowed)})")
     values = {k: v for k, v in options.items() if k in OPTION_NAMES}
+    if "colour_range" in values:
+        values["colour_range"] = _colour_range(values["colour_range"])
     opts = RenderOptions(**values)
     _check_choice("direction", opts.direction, DIRECTIONS)
     _check_choice("theme", opts.theme, THEME_NAMES)
@@ -74,6 +80,23 @@ def parse_options(options: dict[str, Any], *, extra: tuple[str, ...] = ()) -> Re
     if opts.step is not None:
         _check_int("step", opts.step, 1, None)
     return opts
+
+
+def _colour_range(value: Any) -> tuple[float, float] | None:
+    """(low, high) as two floats: positive, finite, low <= high."""
+    if value is None:
+        return None
+    problem = (
+        f"colour_range must be two gradient norms (low, high) with 0 < low <= high, e.g. (0.01, 100), got {value!r}"
+    )
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ValueError(problem)
+    if any(isinstance(x, bool) or not isinstance(x, int | float) for x in value):
+        raise ValueError(problem)
+    low, high = float(value[0]), float(value[1])
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+        raise ValueError(problem)
+    return low, high
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

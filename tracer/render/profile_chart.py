@@ -21,11 +21,20 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 24, 40, 56
 _BAND = 14  # height of the zero/None band below the plot and the NaN/Inf band above it
 
 
-def norm_profile_svg(health: Health, *, height: int = 260, width: int | None = None, title: str | None = None) -> str:
+def norm_profile_svg(
+    health: Health,
+    *,
+    height: int = 260,
+    width: int | None = None,
+    title: str | None = None,
+    colour: Callable[[float], str] | None = None,
+) -> str:
     """SVG text of ‖v‖ (gradient arriving) per executed step, in execution order.
 
     Thresholds (seed norm × vanishing / exploding) are drawn as dashed lines when they fall in the plotted
-    range; points carry the colour of the worst flag at their node; leaves (AccumulateGrad) are squares."""
+    range; points carry the colour of the worst flag at their node; leaves (AccumulateGrad) are squares.
+    `colour` (norm -> colour): fill each point with the colour a graph drawn beside the chart gives that norm, so
+    both pictures share one colour scale; the worst flag then colours the point's ring."""
     points = list(health.profile)
     n = max(len(points), 1)
     plot_w = width - _LEFT - _RIGHT if width is not None else min(max(12 * n, 360), 1200)
@@ -77,16 +86,17 @@ def norm_profile_svg(health: Health, *, height: int = 260, width: int | None = N
             )
     out.extend(_polylines(points, x_of, y_of))
     for i, p in enumerate(points):
-        out.append(_marker(p, x_of(i), y_of, y0, plot_h, worst.get(p.step)))
+        out.append(_marker(p, x_of(i), y_of, y0, plot_h, worst.get(p.step), colour))
     step_every = max(1, math.ceil(n / 20))
     for i, p in enumerate(points):
         if i % step_every == 0 or i == len(points) - 1:
             out.append(
                 f'<text x="{x_of(i):.1f}" y="{y0 + plot_h + _BAND + 14:.1f}" text-anchor="middle">{p.step}</text>'
             )
+    key = "colour: worst flag" if colour is None else "fill: ‖v‖ in the graph's colours, ring: worst flag"
     out.append(
         f'<text x="{_LEFT + plot_w / 2:.1f}" y="{total_h - 8}" text-anchor="middle">'
-        "backward step (execution order); ○ node, □ leaf; colour: worst flag</text>"
+        f"backward step (execution order); ○ node, □ leaf; {key}</text>"
     )
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -130,7 +140,13 @@ def _polylines(points: list[NormPoint], x_of: Callable[[int], float], y_of: Call
 
 
 def _marker(
-    p: NormPoint, x: float, y_of: Callable[[float], float], y0: float, plot_h: float, severity: str | None
+    p: NormPoint,
+    x: float,
+    y_of: Callable[[float], float],
+    y0: float,
+    plot_h: float,
+    severity: str | None,
+    shared: Callable[[float], str] | None = None,
 ) -> str:
     colour = COLOURS[severity] if severity else (COLOURS["leaf"] if p.leaf else COLOURS["ok"])
     approx = " ≈ (estimated from a sample)" if p.estimated else ""
@@ -141,7 +157,7 @@ def _marker(
     if _plottable(p):
         assert p.norm is not None
         y = y_of(p.norm)
-        fill = colour
+        fill = shared(p.norm) if shared is not None else colour
     elif p.norm is not None and not math.isfinite(p.norm):
         y, fill = y0 - _BAND / 2, COLOURS["error"]
     else:

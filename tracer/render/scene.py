@@ -13,7 +13,7 @@ from ..analyse.naming import step_ref
 from ..model.format import is_warning
 from ..model.records import Leaf, NoteKind, Seed, Step, TensorInfo, Trace
 from .options import COMPACT_ABOVE, RenderOptions
-from .style import THEMES, ColourScale, Theme
+from .style import THEMES, ColourScale, Theme, norm_range
 
 State = Literal["done", "active", "pending", "unrun"]
 
@@ -24,6 +24,24 @@ def total_norm(infos: tuple[TensorInfo | None, ...]) -> float | None:
     if not norms and not any(i is not None for i in infos):
         return None
     return math.sqrt(sum(n * n for n in norms)) if all(math.isfinite(n) for n in norms) else math.nan
+
+
+def pass_norms(trace: Trace) -> list[float | None]:
+    """Every gradient norm a picture of the pass colours: the seeds, and each node's v and vᵀJ."""
+    norms: list[float | None] = [s.v.norm if s.v is not None else None for s in trace.seeds]
+    for n in trace.nodes:
+        norms.extend(i.norm for i in (*n.v, *n.vjp) if i is not None)
+    return norms
+
+
+def shared_range(traces: Iterable[Trace]) -> tuple[float, float] | None:
+    """One colour_range for pictures shown together: from the smallest to the largest norm of all the passes."""
+    return norm_range(norm for trace in traces for norm in pass_norms(trace))
+
+
+def colour_scale(trace: Trace, opts: RenderOptions, extra_norms: Iterable[float | None] = ()) -> ColourScale:
+    """The colour scale a picture of the pass draws with (the range fixed by colour_range, else its own norms)."""
+    return ColourScale(THEMES[opts.theme], [*pass_norms(trace), *extra_norms], fixed=opts.colour_range)
 
 
 class Scene:
@@ -58,13 +76,7 @@ class Scene:
                     self.unreached.append((f"leaf{k}", leaf))
             elif trace.node(leaf.node).leaf != leaf.name:
                 self.extra_leaves.setdefault(leaf.node, []).append(leaf)
-        norms: list[float | None] = []
-        for s in trace.seeds:
-            norms.append(s.v.norm if s.v is not None else None)
-        for n in trace.nodes:
-            norms.extend(i.norm for i in (*n.v, *n.vjp) if i is not None)
-        norms.extend(extra_norms)
-        self.scale = ColourScale(self.theme, norms)
+        self.scale = colour_scale(trace, opts, extra_norms)
         self.details: dict[TensorInfo | None, list[str]] = {}  # tooltip lines per tensor (see tooltips.py)
         self.compact = opts.detail == "compact" or (opts.detail == "auto" and self.node_count() > COMPACT_ABOVE)
 

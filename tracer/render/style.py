@@ -94,11 +94,17 @@ def _mix(a: str, b: str, t: float) -> str:
 
 
 class ColourScale:
-    """Maps a gradient norm to a colour on a log10 scale spanning the smallest and largest norm in the trace."""
+    """Maps a gradient norm to a colour on a log10 scale from `low` to `high`: the smallest and largest norm in the
+    trace, or a range fixed by the caller (`fixed`), so that pictures shown together colour a norm alike."""
 
-    def __init__(self, theme: Theme, norms: Iterable[float | None]) -> None:
+    def __init__(
+        self, theme: Theme, norms: Iterable[float | None], *, fixed: tuple[float, float] | None = None
+    ) -> None:
         self.theme = theme
-        logs = [math.log10(n) for n in norms if n is not None and math.isfinite(n) and n > 0]
+        if fixed is not None:
+            logs = [math.log10(fixed[0]), math.log10(fixed[1])]
+        else:
+            logs = [math.log10(n) for n in norms if n is not None and math.isfinite(n) and n > 0]
         self.low = min(logs) if logs else None
         self.high = max(logs) if logs else None
 
@@ -107,7 +113,7 @@ class ColourScale:
         return self.low is None
 
     def position(self, norm: float) -> float:
-        """Where a positive finite norm sits on the scale, 0..1."""
+        """Where a positive finite norm sits on the scale, 0..1 (norms outside a fixed range sit at its ends)."""
         assert self.low is not None and self.high is not None
         if self.high - self.low < 1e-12:
             return 0.5
@@ -132,6 +138,37 @@ class ColourScale:
         if self.high - self.low < 1e-12:
             return [_ten_to(self.low)]
         return [_ten_to(self.low + (self.high - self.low) * k / (count - 1)) for k in range(count)]
+
+
+def norm_range(norms: Iterable[float | None]) -> tuple[float, float] | None:
+    """The smallest and largest positive finite norm: the range a ColourScale spans; None when there is none."""
+    shown = [n for n in norms if n is not None and math.isfinite(n) and n > 0]
+    return (min(shown), max(shown)) if shown else None
+
+
+PLAIN_LOW, PLAIN_HIGH = 1e-3, 1e5  # tick labels inside this range are written as plain decimals
+
+
+def tick_labels(ticks: list[float]) -> list[str]:
+    """The legend's tick labels in one number format, two significant digits each: plain decimals ('0.012', '2.2',
+    '170', '400') when every tick lies between 0.001 and 100,000, else all in powers of ten ('1.7e-8', '4.0e3')."""
+    if all(PLAIN_LOW <= x < PLAIN_HIGH for x in ticks):
+        return [_plain(x) for x in ticks]
+    return [_power(x) for x in ticks]
+
+
+def _plain(x: float) -> str:
+    digits = 1 - math.floor(math.log10(x))  # decimals that keep two significant digits
+    rounded = round(x, digits)
+    if rounded >= 10 ** (2 - digits):  # rounding up to a new power of ten (9.96 -> 10): one digit fewer
+        digits -= 1
+        rounded = round(x, digits)
+    return f"{rounded:.{max(digits, 0)}f}"
+
+
+def _power(x: float) -> str:
+    mantissa, _, exponent = f"{x:.1e}".partition("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _ten_to(exponent: float) -> float:
