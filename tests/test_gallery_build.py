@@ -202,3 +202,60 @@ def test_an_outdir_elsewhere_links_back_to_the_scripts_and_the_notebook(tmp_path
     assert "](../gallery/notebook.ipynb)" in (out / "README.md").read_text(encoding="utf-8")
     assert not (folder / "index.html").exists()
     shutil.rmtree(out)
+
+
+LESSON_AND_CHECKS = '''
+"""A lesson, then its checks
+
+`y = x**2` at 3 gives 6, as a tutorial printed it.
+"""
+
+import torch
+
+import tracer
+
+x = torch.tensor(3.0, requires_grad=True)
+tracer.trace(x**2)
+
+# --- checks: against the closed form
+TUTORIAL = {"004 In [10] (2nd)": {"pass": 1, "x": "6.", "note": "one cell"}}
+assert x.grad.item() == 6.0
+'''
+
+
+def test_the_lesson_comes_first_and_the_checks_are_folded_away(tmp_path: Path) -> None:
+    folder = make_gallery(tmp_path, {"01-lesson.py": LESSON_AND_CHECKS})
+    script = discover(folder)[0]
+    assert script.code.rstrip().endswith("tracer.trace(x**2)") and "assert" not in script.code
+    assert script.checks.startswith("TUTORIAL =") and "# --- checks" not in script.checks
+    entry = run(script)
+    assert [(c.cell, c.passes, dict(c.printed), c.note) for c in entry.tutorial] == [
+        ("004 In [10] (2nd)", (1,), {"x": "6."}, "one cell")
+    ]
+    build(folder)
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    lesson, checks = page.index("tracer.trace"), page.index('<details class="checks">')
+    assert lesson < checks and "TUTORIAL" in page[checks:] and "open" not in page[checks : checks + 30]
+    assert "tutorial cells 004 In [10] (2nd)" in page
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    row = "| 004 In [10] (2nd) | [01-small/01-lesson](index.html#e-01-small--01-lesson) | 1 | `x`: 6. | one cell |"
+    assert row in readme.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("tutorial", "message"),
+    [
+        ('["000 In [3]"]', "must be a dict"),
+        ('{"In [3]": {"pass": 1}}', "names the cell 'In \\[3\\]'"),
+        ('{"000 In [3]": {"x": "4"}}', "not a dict with a 'pass'"),
+        ('{"000 In [3]": {"pass": 2}}', "the pass 2, but the entry made 1"),
+        ('{"000 In [3]": {"pass": 1, "x": 4.0}}', "not text"),
+    ],
+)
+def test_a_bad_tutorial_declaration_is_named(tmp_path: Path, tutorial: str, message: str) -> None:
+    text = LESSON_AND_CHECKS.replace(
+        'TUTORIAL = {"004 In [10] (2nd)": {"pass": 1, "x": "6.", "note": "one cell"}}', f"TUTORIAL = {tutorial}"
+    )
+    folder = make_gallery(tmp_path, {"01-lesson.py": text})
+    with pytest.raises(GalleryError, match=f"01-small/01-lesson: TUTORIAL .*{message}"):
+        run(discover(folder)[0])

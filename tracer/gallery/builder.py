@@ -28,6 +28,7 @@ from typing import Any
 from ..model.records import Trace
 from ..render.draw import svg
 from ..render.output_files import Manifest, foreign, in_the_way, write_atomic
+from ..render.scene import shared_range
 from ..render.shown_precision import mismatch
 from ..render.stepper import page
 from .entries import Entry, GalleryError, Pass, Script, discover, run
@@ -97,6 +98,7 @@ class _Planned:
     p: Pass
     files: PassFiles
     dot: str
+    drawing: dict[str, Any]  # the entry's drawing options, with the colour range its passes share
 
     @property
     def own_stepper(self) -> bool:
@@ -110,17 +112,26 @@ def _plan(entries: list[Entry]) -> list[list[_Planned]]:
     for entry in entries:
         firsts: dict[tuple[Any, ...], int] = {}
         rows = []
+        drawing = _shared_colours(entry)
         for p in entry.passes:
             t = p.trace
             stem = f"{OUT}/{entry.id}/pass{t.index}"
-            dot = t.to_dot(**entry.drawing)
+            dot = t.to_dot(**drawing)
             owner = firsts.setdefault(_graph_key(t), t.index)
             small = len(t.steps) * len(dot) <= STEPPER_BUDGET
             stepper = f"{OUT}/{entry.id}/pass{owner}.html" if small else None
             files = PassFiles(f"{stem}.svg", f"{stem}.dot", stepper, owner if small else None)
-            rows.append(_Planned(entry, p, files, dot))
+            rows.append(_Planned(entry, p, files, dot, drawing))
         planned.append(rows)
     return planned
+
+
+def _shared_colours(entry: Entry) -> dict[str, Any]:
+    """The entry's drawing options with one colour scale for all its passes (a norm has the same colour in each),
+    unless the script fixed its own."""
+    if "colour_range" in entry.drawing or len(entry.passes) < 2:
+        return dict(entry.drawing)
+    return {**entry.drawing, "colour_range": shared_range(p.trace for p in entry.passes)}
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -153,9 +164,9 @@ def _draw(rows: list[_Planned]) -> dict[str, bytes]:
 
     drawn = {}
     for r in rows:
-        drawn[r.files.svg] = svg(r.p.trace, **r.entry.drawing).encode("utf-8")
+        drawn[r.files.svg] = svg(r.p.trace, **r.drawing).encode("utf-8")
         if r.own_stepper and r.files.stepper is not None:
-            drawn[r.files.stepper] = page(r.p.trace, **r.entry.drawing).encode("utf-8")
+            drawn[r.files.stepper] = page(r.p.trace, **r.drawing).encode("utf-8")
     return drawn
 
 

@@ -5,6 +5,12 @@ introduction), one script per entry. A script's docstring is its title (first li
 its code runs as `python ENTRY.py` would, and every backward pass it makes is recorded. Two optional names in the
 script's namespace speak to the gallery: `error`, an exception the script caught on purpose (shown with its notes
 beside the pictures), and `DRAWING`, a dict of drawing options for its pictures (e.g. `{"detail": "compact"}`).
+
+A script is its lesson first and its checks after: the lines from `# --- checks` on (asserts against the closed
+form, the tutorial's printed numbers and torch's own gradients) are shown apart, folded away, so a reader sees the
+few lines that matter first. The checks may name the tutorial cells the entry reproduces in `TUTORIAL`:
+`{"000 In [9]": {"pass": 1, "x": "455.1819"}}` (cell -> the pass reproducing it, and each leaf's .grad as the
+tutorial printed it; "pass": None for a call that fails today, "note": a few words on how the entry differs).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import os
+import re
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -51,11 +58,36 @@ class Script:
     slug: str  # the file name without .py: '01-default-seed'
     title: str
     explanation: tuple[str, ...]  # paragraphs
-    code: str  # the script after its docstring
+    code: str  # the lesson: the script after its docstring, up to its checks
+    checks: str = ""  # the lines from CHECKS_MARK on, without the mark; "" when the script has none
 
     @property
     def id(self) -> str:
         return f"{self.topic.slug}/{self.slug}"
+
+
+CHECKS_MARK = "# --- checks"  # a line starting with this opens a script's checks
+
+# A tutorial cell: the tutorial's number (the start of its file name), its `In [N]` label, and which of the cells
+# with that label when the label repeats: '004 In [10] (2nd)'.
+CELL = re.compile(r"(?P<tutorial>\d{3}) In \[(?P<label>\d+)\](?: \((?P<occurrence>\d+)(?:st|nd|rd|th)\))?")
+
+
+@dataclass(frozen=True)
+class TutorialCell:
+    """A tutorial cell an entry reproduces: which pass does it, and the gradients the tutorial printed."""
+
+    cell: str  # '000 In [9]'
+    passes: tuple[int, ...]  # the entry's passes (1-based, in the order the script made them); () for none
+    printed: Mapping[str, str]  # leaf name -> its .grad as the tutorial printed it after that pass
+    note: str
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """(tutorial, label, occurrence): the order of the coverage table."""
+        m = CELL.fullmatch(self.cell)
+        assert m is not None  # checked when read
+        return m["tutorial"], int(m["label"]), int(m["occurrence"] or 1)
 
 
 @dataclass(frozen=True)
@@ -86,6 +118,7 @@ class Entry:
     passes: tuple[Pass, ...]
     error: ShownError | None
     drawing: Mapping[str, Any]
+    tutorial: tuple[TutorialCell, ...] = ()
 
     @property
     def id(self) -> str:
@@ -143,7 +176,11 @@ def read_script(topic: Topic, path: Path) -> Script:
     if not paragraphs:
         raise GalleryError(f"{str(path)!r}: the docstring has a title but no explanation after it")
     body = text.splitlines()[first.end_lineno or 1 :]
-    return Script(topic, path, path.stem, title.strip(), paragraphs, "\n".join(body).strip("\n") + "\n")
+    mark = next((k for k, line in enumerate(body) if line.lstrip().startswith(CHECKS_MARK)), len(body))
+    lesson, checks = "\n".join(body[:mark]).strip("\n"), "\n".join(body[mark + 1 :]).strip("\n")
+    return Script(
+        topic, path, path.stem, title.strip(), paragraphs, lesson + "\n", checks=checks + "\n" if checks else ""
+    )
 
 
 # --------------------------------------------------------------------------- running
@@ -181,7 +218,36 @@ def run(script: Script) -> Entry:
         raise GalleryError(f"gallery entry {script.id}: DRAWING: {exc}") from None
     error = namespace.get("error")
     shown = _shown_error(error, script.path, lines) if isinstance(error, BaseException) else None
-    return Entry(script, passes, shown, dict(drawing))
+    cells = _tutorial_cells(script, namespace.get("TUTORIAL", {}), len(passes))
+    return Entry(script, passes, shown, dict(drawing), cells)
+
+
+def _tutorial_cells(script: Script, declared: object, passes: int) -> tuple[TutorialCell, ...]:
+    """The script's TUTORIAL, checked: cells named like '000 In [9]', passes that exist, printed text per leaf."""
+
+    def bad(why: str) -> GalleryError:
+        return GalleryError(
+            f"gallery entry {script.id}: TUTORIAL {why}; write it as "
+            '{"000 In [9]": {"pass": 1, "x": "455.1819"}} (cell -> the pass and each .grad the tutorial printed)'
+        )
+
+    if not isinstance(declared, dict):
+        raise bad(f"must be a dict, got {declared!r}")
+    cells = []
+    for cell, spec in declared.items():
+        if not isinstance(cell, str) or not CELL.fullmatch(cell):
+            raise bad(f"names the cell {cell!r}, not like '000 In [9]' or '004 In [10] (2nd)'")
+        if not isinstance(spec, dict) or "pass" not in spec:
+            raise bad(f"gives {cell!r} {spec!r}, not a dict with a 'pass'")
+        which = spec["pass"]
+        numbers = () if which is None else (which,) if isinstance(which, int) else tuple(which)
+        if not all(isinstance(n, int) and 1 <= n <= passes for n in numbers):
+            raise bad(f"gives {cell!r} the pass {which!r}, but the entry made {passes}")
+        printed = {k: v for k, v in spec.items() if k not in ("pass", "note")}
+        if not all(isinstance(v, str) for v in printed.values()) or not isinstance(spec.get("note", ""), str):
+            raise bad(f"gives {cell!r} a printed gradient or note that is not text")
+        cells.append(TutorialCell(cell, numbers, printed, spec.get("note", "")))
+    return tuple(cells)
 
 
 @contextmanager

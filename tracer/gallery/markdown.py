@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..render.escape import page_text, visible
+from .entries import TutorialCell
 from .page import EntryPage, anchor, by_topic, url_path
-
-PICTURE_WIDTH = 420  # px: pictures side by side stay readable, a click opens the full size
 
 
 def _link(path: str) -> str:
@@ -33,10 +32,21 @@ def readme(pages: Sequence[EntryPage], *, index: str = "index.html", notebook: s
     ]
     if notebook:
         out += ["", f"The same cases as a notebook: [{notebook}]({_link(notebook)})."]
+    cells = sorted(((c, p) for p in pages for c in p.entry.tutorial), key=lambda cp: (cp[0].key, cp[1].entry.id))
+    if cells:
+        out += [
+            "",
+            "Each script shows its lesson first and its checks after a `# --- checks` line. The "
+            f"[coverage table](#{COVERAGE_ANCHOR}) lists the {len({c.key for c, _ in cells})} tutorial cells"
+            " the entries reproduce, among them every code cell that runs a backward pass, with the entry and pass"
+            " of each.",
+        ]
     out += ["", "## Contents", ""]
     for topic, entries in topics:
         out.append(f"- {topic.title}")
         out += [f"  - {p.entry.script.title}" for p in entries]
+    if cells:
+        out.append(f"- [{COVERAGE_TITLE}](#{COVERAGE_ANCHOR})")
     for topic, entries in topics:
         out += ["", f"## {topic.title}", "", topic.intro]
         for p in entries:
@@ -52,11 +62,41 @@ def readme(pages: Sequence[EntryPage], *, index: str = "index.html", notebook: s
                 out += [f"> {' '.join(note.split())}" for note in e.notes]
                 out.append("")
             pictures = [
-                f'<a href="{_link(f.svg)}"><img src="{_link(f.svg)}" width="{PICTURE_WIDTH}" '
+                # At their own size, where text is 12 px: a fixed width shrank wide pictures to 5 px text.
+                f'<a href="{_link(f.svg)}"><img src="{_link(f.svg)}" '
                 f'alt="{page_text(f"pass {pa.trace.index} of {s.title}")}"></a>'
                 for pa, f in zip(p.entry.passes, p.passes, strict=True)
             ]
             out += [" ".join(pictures)]
+    if cells:
+        out += ["", *coverage_table(cells, index)]
     # What no one can see or XML cannot hold (a control character in a title or a message) as escapes, once
     # for the whole text: GitHub renders this Markdown as HTML.
     return visible("\n".join(out).rstrip("\n") + "\n", layout=True)
+
+
+COVERAGE_TITLE = "Coverage: every tutorial cell that runs backward"
+COVERAGE_ANCHOR = "coverage-every-tutorial-cell-that-runs-backward"  # GitHub's id for that heading
+
+
+def coverage_table(cells: Sequence[tuple[TutorialCell, EntryPage]], index: str) -> list[str]:
+    """The coverage table: each tutorial cell with the entry and pass reproducing it and what the tutorial printed."""
+    out = [
+        f"## {COVERAGE_TITLE}",
+        "",
+        "Every code cell of the five tutorials (`../shared/seeds/NNN_*.txt`, named by their number) that runs a "
+        "backward pass or `torch.autograd.grad`, with the entry reproducing it: a cell whose label repeats in its "
+        "tutorial is told apart by its occurrence, (1st) or (2nd). A cell written for an older PyTorch that fails "
+        "today has the entry showing the error beside the one showing the call that works. The printed gradients are "
+        "the tutorial's; each entry's checks compare its recorded passes with them and with torch's own gradients.",
+        "",
+        "| tutorial cell | entry | pass | `.grad` as the tutorial printed it | how |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for cell, page in cells:
+        entry = f"[{page.entry.id}]({_link(index)}#{anchor(page.entry.id)})"
+        passes = ", ".join(str(n) for n in cell.passes) or "—"
+        printed = "; ".join(f"`{name}`: {' '.join(text.split())}" for name, text in cell.printed.items()) or "—"
+        note = " ".join(cell.note.split()) or "as in the tutorial"
+        out.append(f"| {cell.cell} | {entry} | {passes} | {printed} | {note} |")
+    return out

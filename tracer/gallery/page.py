@@ -72,15 +72,20 @@ article { margin: 1.6rem 0 2.2rem; }
 article h3 a.anchor { color: var(--muted); text-decoration: none; margin-left: .35rem; font-weight: normal; }
 .entry { display: flex; flex-wrap: wrap; gap: 1.2rem 2rem; align-items: flex-start; }
 .entry .text { flex: 1 1 30rem; max-width: 44rem; min-width: 0; }
-.entry .pictures { flex: 1 1 34rem; min-width: 0; display: grid; gap: 1rem;
-                   grid-template-columns: repeat(auto-fit, minmax(15rem, 1fr)); align-items: start; }
+.entry .pictures { flex: 1 1 34rem; min-width: 0; display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 pre.code { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: .7rem .85rem;
            overflow-x: auto; margin: .4rem 0 0; }
 .file { font-size: .9rem; margin-bottom: 0; }
+details.checks { margin: .5rem 0 0; font-size: .9rem; } details.checks summary { cursor: pointer; color: var(--muted); }
 .k { color: var(--k); } .s { color: var(--s); } .c { color: var(--c); font-style: italic; }
 .n { color: var(--n); } .d { color: var(--d); font-weight: 600; } .b { color: var(--n); }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: .5rem; background: var(--panel); }
-figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; background: #ffffff;
+/* Pictures at their own size, never shrunk (their smallest text is 12 px there): a wide or tall one scrolls inside
+   its frame, and a click opens the full-size SVG. */
+figure { min-width: 0; max-width: 100%; flex: 0 1 auto; }
+figure .frame { overflow: auto; max-height: 85vh; }
+figure figcaption { width: 0; min-width: 100%; } /* as wide as the picture: the caption never widens its figure */
+figure img { display: block; max-width: none; width: auto; height: auto; margin: 0 auto; background: #ffffff;
              border-radius: 3px; }
 figcaption { font-size: .88rem; margin-top: .45rem; overflow-wrap: anywhere; }
 figcaption .links > * { margin-right: .7rem; }
@@ -164,7 +169,8 @@ def _figure(p: Pass, files: PassFiles) -> str:
     alt = f"pass {p.trace.index}: {p.trace.kind} of {seeds}, {len(p.trace.steps)} steps"
     return (
         f'<figure class="pass" data-pass="{p.trace.index}">'
-        f'<a href="{_href(files.svg)}"><img src="{_href(files.svg)}" alt="{page_text(alt)}"></a>'
+        f'<div class="frame"><a href="{_href(files.svg)}">'
+        f'<img src="{_href(files.svg)}" alt="{page_text(alt)}"></a></div>'
         f"<figcaption>{_caption(p, files)}</figcaption></figure>"
     )
 
@@ -183,6 +189,24 @@ def _error(error: ShownError) -> str:
     )
 
 
+def _cells(entry: Entry) -> str:
+    """The tutorial cells the entry reproduces, after the script's name."""
+    if not entry.tutorial:
+        return ""
+    return ' <span class="muted">· tutorial cells ' + ", ".join(page_text(c.cell) for c in entry.tutorial) + "</span>"
+
+
+def _checks(checks: str) -> str:
+    """The script's checks, apart from its lesson and folded away: the page leads with the lines that matter."""
+    if not checks:
+        return ""
+    lines = sum(1 for line in checks.splitlines() if line.strip())
+    return (
+        f'<details class="checks"><summary>the checks ({lines} lines): closed form, the tutorial\'s printed numbers, '
+        f'torch\'s own gradients</summary><pre class="code"><code>{python_html(checks)}</code></pre></details>'
+    )
+
+
 def _article(page: EntryPage) -> str:
     e = page.entry
     s = e.script
@@ -195,8 +219,8 @@ def _article(page: EntryPage) -> str:
         f'<h3>{_text(s.title)}<a class="anchor" href="#{ident}" aria-label="link to this entry">#</a></h3>\n'
         '<div class="entry">\n<div class="text">'
         f"{paragraphs}"
-        f'<p class="file"><a href="{_href(page.script)}">{page_text(page.script)}</a></p>'
-        f'<pre class="code"><code>{python_html(s.code)}</code></pre>'
+        f'<p class="file"><a href="{_href(page.script)}">{page_text(page.script)}</a>{_cells(e)}</p>'
+        f'<pre class="code"><code>{python_html(s.code)}</code></pre>{_checks(s.checks)}'
         "</div>\n"
         f'<div class="pictures">{pictures}</div>\n'
         "</div>\n</article>"

@@ -9,7 +9,6 @@ copies it to the five elements.
 """
 
 import torch
-from torch.autograd.functional import vjp
 
 import tracer
 
@@ -24,7 +23,13 @@ y_sum = (x**2).sum()
 tracer.trace(y_sum)  # add up, then differentiate: (x**2).sum().backward()
 with_sum = x.grad.clone()
 
+# --- checks: the closed form, the tutorial's printed numbers, torch's own vᵀJ -------------------------------------
+TUTORIAL = {
+    "004 In [13] (1st)": {"pass": 1, "x": "[-4., -2., 0., 2., 4.]"},
+    "004 In [2]": {"pass": 1, "x": "[-4., -2., 0., 2., 4.]", "note": "identical to 004 In [13] (1st)"},
+    "004 In [44]": {"pass": 2, "x": "[-4., -2., 0., 2., 4.]"},
+}
 assert with_ones.tolist() == with_sum.tolist() == [-4.0, -2.0, 0.0, 2.0, 4.0]  # 2x at each point
-with tracer.paused():  # torch's own vᵀJ (a check, not recorded)
-    _, reference = vjp(lambda x: x**2, x.detach(), torch.ones(5))
+with tracer.paused():  # torch's own vᵀJ (not recorded)
+    _, reference = torch.autograd.functional.vjp(lambda x: x**2, x.detach(), torch.ones(5))
 torch.testing.assert_close(with_ones, reference)

@@ -7,7 +7,6 @@ stacks ∇f₂ = 2x. Points do not mix, because each column of y depends on one 
 """
 
 import torch
-from torch.autograd.functional import vjp
 
 import tracer
 
@@ -23,8 +22,16 @@ v2 = torch.zeros_like(y)
 v2[1] = 1.0
 tracer.trace(y, gradient=v2)
 
+# --- checks: the closed form, the tutorial's printed numbers, torch's own vᵀJ -------------------------------------
+TUTORIAL = {
+    "004 In [18]": {
+        "pass": [1, 2],
+        "x": "[[1., 1., 1., 1.], [1., 1., 1., 1.], [1., 1., 1., 1.]] then "
+        "[[ 0., 2., 4., 6.], [ 8., 10., 12., 14.], [16., 18., 20., 22.]]",
+    }
+}
 assert grad_f1.eq(1.0).all()  # ∇f₁ = (1, 1, 1, 1) at every point
 torch.testing.assert_close(x.grad, 2 * x.detach())  # ∇f₂ = 2x: [[0, 2, 4, 6], [8, ...], [16, ..., 22]]
-with tracer.paused():  # torch's own vᵀJ (a check, not recorded)
-    _, reference = vjp(lambda x: torch.stack([x.sum(1), (x**2).sum(1)]), x.detach(), v2)
+with tracer.paused():  # torch's own vᵀJ (not recorded)
+    _, reference = torch.autograd.functional.vjp(lambda x: torch.stack([x.sum(1), (x**2).sum(1)]), x.detach(), v2)
 torch.testing.assert_close(x.grad, reference)

@@ -7,7 +7,6 @@ those are just the transposes.
 """
 
 import torch
-from torch.autograd.functional import vjp
 
 import tracer
 
@@ -15,13 +14,14 @@ a = torch.tensor([[1.0, 2.0]], requires_grad=True)
 x = torch.tensor([[3.0], [5.0]])
 y = torch.mm(a, x)
 
-t = tracer.trace(y)
+t = tracer.trace(y)  # y.backward()
 
+# --- checks: the closed form, the tutorial's printed numbers, torch's own vᵀJ -------------------------------------
 assert tuple(y.shape) == (1, 1) and y.item() == 13.0
 torch.testing.assert_close(a.grad, x.T)  # [[3., 5.]]
 assert a.grad.tolist() == [[3.0, 5.0]]
 
-with tracer.paused():  # torch's own vᵀJ (a check, not recorded)
-    _, reference = vjp(lambda a: torch.mm(a, x), a.detach(), torch.ones(1, 1))
+with tracer.paused():  # torch's own vᵀJ (not recorded)
+    _, reference = torch.autograd.functional.vjp(lambda a: torch.mm(a, x), a.detach(), torch.ones(1, 1))
 torch.testing.assert_close(a.grad, reference)
 assert t.leaves["a"].grad.values == (3.0, 5.0)

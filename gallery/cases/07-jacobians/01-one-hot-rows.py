@@ -7,7 +7,6 @@ or the rows would add up. The older tutorial stored each row as a column and so 
 """
 
 import torch
-from torch.autograd.functional import jacobian
 
 import tracer
 
@@ -23,7 +22,14 @@ for j in range(2):
     J[j] = x.grad[0]
     x.grad.zero_()
 
+# --- checks: the closed form, the tutorial's printed numbers, torch's own vᵀJ -------------------------------------
+TUTORIAL = {
+    "002 In [42]": {
+        "pass": [1, 2],
+        "note": "`retain_variables=True` there is `retain_graph=True` today; it prints the rows as columns, M itself",
+    }
+}
 torch.testing.assert_close(J, M.T)  # rows of J; as columns they give the tutorial's M
 with tracer.paused():  # torch's own Jacobian (a check, not recorded)
-    reference = jacobian(lambda x: torch.mm(x, M), x.detach()).reshape(2, 2)
+    reference = torch.autograd.functional.jacobian(lambda x: torch.mm(x, M), x.detach()).reshape(2, 2)
 torch.testing.assert_close(J, reference)

@@ -18,11 +18,12 @@ tracer.trace(z, gradient=torch.tensor([[1.0, 0, 0, 0]]), retain_graph=True)
 first = x.grad.clone()
 t = tracer.trace(z, gradient=torch.tensor([[0.0, 1, 0, 0]]))  # no x.grad.zero_() before it
 
+# --- checks: the closed form, the tutorial's printed numbers, torch's own vᵀJ -------------------------------------
 assert first.tolist() == [[2.0, 0, 0, 3]]
 assert x.grad.tolist() == [[2.0, 2, 0, 6]]  # (2, 0, 0, 3) + (0, 2, 0, 3)
 leaf = t.leaves["x"]
 assert leaf.grad.values == (0.0, 2.0, 0.0, 3.0)  # what the second pass added
 assert leaf.grad_before.values == (2.0, 0.0, 0.0, 3.0) and leaf.grad_total.values == (2.0, 2.0, 0.0, 6.0)
-with tracer.paused():  # torch's own (a check, not recorded)
+with tracer.paused():  # torch's own (not recorded)
     rows = torch.autograd.functional.jacobian(lambda x: 2 * x + 3 * x[0, 3], x.detach()).reshape(4, 4)
 torch.testing.assert_close(x.grad[0], rows[0] + rows[1])

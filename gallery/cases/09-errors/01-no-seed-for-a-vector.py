@@ -7,7 +7,6 @@ beside the error passes `torch.ones_like(y)`, the same as `y.sum().backward()`: 
 """
 
 import torch
-from torch.autograd.functional import vjp
 
 import tracer
 
@@ -18,11 +17,18 @@ try:
     tracer.trace(y)  # y.backward() without a seed
 except RuntimeError as exc:
     error = exc  # the gallery shows it with gradtrace's note
+tracer.trace(y, gradient=torch.ones_like(y))  # the modern call
+
+# --- checks: the closed form, the tutorial's printed numbers, torch's own vᵀJ -------------------------------------
+TUTORIAL = {
+    "001 In [167]": {
+        "pass": 1,
+        "note": "commented out there, with the error it gives; shown here, then the modern call",
+    }
+}
 assert "implicitly created only for scalar outputs" in str(error)
 assert any("ones_like" in note for note in error.__notes__)  # gradtrace's note names the fix
-
-tracer.trace(y, gradient=torch.ones_like(y))  # the modern call
 assert x.grad.tolist() == [2.0, 2.0]
-with tracer.paused():  # torch's own vᵀJ (a check, not recorded)
-    _, reference = vjp(lambda x: 2 * x, x.detach(), torch.ones(2))
+with tracer.paused():  # torch's own vᵀJ (not recorded)
+    _, reference = torch.autograd.functional.vjp(lambda x: 2 * x, x.detach(), torch.ones(2))
 torch.testing.assert_close(x.grad, reference)

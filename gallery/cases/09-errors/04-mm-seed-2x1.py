@@ -6,7 +6,6 @@ shape of x (which happens to be [2, 1] here): v weights the outputs, so it alway
 """
 
 import torch
-from torch.autograd.functional import vjp
 
 import tracer
 
@@ -19,10 +18,15 @@ try:
     tracer.trace(y, gradient=v)
 except RuntimeError as exc:
     error = exc
-assert "Mismatch in shape" in str(error) and any("[[400.0]]" in n for n in error.__notes__)
 
 tracer.trace(y, gradient=v.sum_to_size(y.shape))  # the modern call
+
+# --- checks: the closed form, the tutorial's printed numbers, torch's own vᵀJ -------------------------------------
+TUTORIAL = {
+    "001 In [222]": {"pass": 1, "x": "[[400.], [800.]]", "note": "fails as written; pass 1 sums the seed first"}
+}
+assert "Mismatch in shape" in str(error) and any("[[400.0]]" in n for n in error.__notes__)
 assert x.grad.tolist() == [[400.0], [800.0]]
-with tracer.paused():  # torch's own vᵀJ (a check, not recorded)
-    _, reference = vjp(lambda x: torch.mm(a, x), x.detach(), torch.tensor([[400.0]]))
+with tracer.paused():  # torch's own vᵀJ (not recorded)
+    _, reference = torch.autograd.functional.vjp(lambda x: torch.mm(a, x), x.detach(), torch.tensor([[400.0]]))
 torch.testing.assert_close(x.grad, reference)

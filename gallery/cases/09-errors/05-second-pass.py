@@ -17,13 +17,15 @@ try:
     tracer.trace(y, gradient=torch.ones_like(y))  # the same graph again
 except RuntimeError as exc:
     error = exc
-assert "backward through the graph a second time" in str(error) and error.partial_trace.complete is False
 
 x.grad = None
 y = x**2
 tracer.trace(y, gradient=torch.ones_like(y), retain_graph=True)  # the modern calls
 tracer.trace(y, gradient=torch.ones_like(y))
+
+# --- checks: the closed form, the tutorial's printed numbers, torch's own vᵀJ -------------------------------------
+assert "backward through the graph a second time" in str(error) and error.partial_trace.complete is False
 assert x.grad.tolist() == [4.0, 8.0]  # 2x, twice
-with tracer.paused():  # torch's own gradient of one pass (a check, not recorded)
+with tracer.paused():  # torch's own gradient of one pass (not recorded)
     reference = torch.autograd.grad((x**2).sum(), x)[0]
 torch.testing.assert_close(x.grad, 2 * reference)

@@ -20,10 +20,11 @@ with tracer.record(model=model) as rec:  # names leaves after parameters, groups
     loss = ((prediction - target) ** 2).mean()
     loss.backward()
 
+# --- checks: the closed form, torch's own vᵀJ -------------------------------------
 trace = rec.traces[0]
 assert set(trace.leaves) == {"model.0.weight", "model.0.bias", "model.2.weight", "model.2.bias"}
 torch.testing.assert_close(model[2].bias.grad, 2 * (prediction - target).mean(0).detach())  # the closed form
-with tracer.paused():  # torch's own (a check, not recorded)
+with tracer.paused():  # torch's own (not recorded)
     again = torch.autograd.grad(((model(inputs) - target) ** 2).mean(), list(model.parameters()))
 for param, reference in zip(model.parameters(), again, strict=True):
     torch.testing.assert_close(param.grad, reference)

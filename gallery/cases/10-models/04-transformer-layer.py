@@ -29,9 +29,10 @@ with tracer.record(model=layer) as rec:
     loss = (w * out).sum()
     loss.backward()
 
+# --- checks: the closed form, torch's own vᵀJ -------------------------------------
 assert len(rec.traces[0].steps) == 54 and "layer.norm2.bias" in rec.traces[0].leaves
 torch.testing.assert_close(layer.norm2.bias.grad, w.sum((0, 1)))  # the closed form for the last LayerNorm
-with tracer.paused():  # torch's own (a check, not recorded)
+with tracer.paused():  # torch's own (not recorded)
     trained = [p for p in layer.parameters() if p.requires_grad]
     again = torch.autograd.grad((w * layer(x)).sum(), trained)
 for param, reference in zip(trained, again, strict=True):
