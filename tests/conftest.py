@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from torch.autograd.variable import Variable
+from torch.nn.modules import module as torch_module
 
 from tests.fuzzing import PROFILE, TALLY
 from tracer.record import pass_hooks, pass_recorder, recorder
@@ -61,3 +62,16 @@ def hooks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     elif pass_recorder.native_recorder() is None:
         pytest.skip("the native recorder is not built (python -m tracer.native)")
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def no_global_module_hooks_left() -> Iterator[None]:
+    """Nothing of ours survives a test: record(modules=True) and `gradtrace run` take torch's global module hooks
+    off when their block closes (a hook left behind would run in every later forward of the process)."""
+    yield
+    hooks = [name for name in vars(torch_module) if name.startswith("_global_") and name.endswith("hooks")]
+    hooks += ["_global_forward_hooks_with_kwargs", "_global_forward_hooks_always_called"]
+    left = {name: len(getattr(torch_module, name, {})) for name in hooks if getattr(torch_module, name, {})}
+    for name in left:
+        getattr(torch_module, name).clear()
+    assert not left, f"global module hooks left registered after this test: {left}"

@@ -62,7 +62,7 @@ def test_a_20k_node_pass_is_recorded_summarised_and_refused_for_layout() -> None
     refusal = r["refusal"]
     assert refusal.startswith("DrawingTooLargeError: this pass has ") and "more than max_nodes=2000" in refusal
     # the ways out: the module view (how to record the tags it needs), focus=, a higher limit, DOT/JSON
-    assert "For the module view" in refusal and "tracer.record(model=model)" in refusal
+    assert "For the module view" in refusal and "tracer.record(modules=True)" in refusal
     assert "focus='NAME'" in refusal and "max_nodes=30003" in refusal
     assert "DOT and JSON output have no limit" in refusal
     TALLY["resource scenarios within bounds"] += 1

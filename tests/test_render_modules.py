@@ -343,9 +343,9 @@ def test_refusal_without_module_tags_says_how_to_get_the_module_view() -> None:
         t.svg(max_nodes=5)
     message = str(info.value)
     assert f"this pass has {count} nodes to draw, more than max_nodes=5" in message
-    assert "`with tracer.record(model=model): loss.backward()`" in message
+    assert "`with tracer.record(modules=True): loss = model(x).sum(); loss.backward()`" in message
     assert "focus='NAME'" in message and f"max_nodes={count}" in message and "--view modules" in message
-    with pytest.raises(DrawingOptionError, match=r"view='modules' needs module tags.*tracer.record\(model=model\)"):
+    with pytest.raises(DrawingOptionError, match=r"view='modules' needs module tags.*tracer.record\(modules=True\)"):
         t.to_dot(view="modules")
 
 

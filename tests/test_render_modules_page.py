@@ -66,9 +66,10 @@ def test_module_page_links_every_box_to_a_drawn_inside(twelve: Recorded, tmp_pat
 
 
 @pytest.mark.graphviz
-def test_a_tagged_pass_with_more_steps_than_frames_saves_the_module_page(twelve: Recorded, tmp_path: Path) -> None:
+def test_a_large_pass_saves_the_explorer_and_view_modules_the_module_page(twelve: Recorded, tmp_path: Path) -> None:
     path = twelve.trace.save(tmp_path / "auto.html", max_frames=100)
-    assert 'class="gt-modules"' in path.read_text(encoding="utf-8")
+    assert 'class="gt-x"' in path.read_text(encoding="utf-8")  # explorer_page.choose: above 30 steps
+    assert 'class="gt-modules"' in _page(twelve.trace, tmp_path)[1]
 
 
 @pytest.mark.graphviz

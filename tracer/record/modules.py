@@ -29,17 +29,23 @@ def ever_tagged() -> bool:
     return _tagged_once
 
 
-def _next_sequence_nr() -> int | None:
+def mark_tagged() -> None:
+    """A tagger is about to tag: from now on the recorder reads node metadata."""
+    global _tagged_once
+    _tagged_once = True
+
+
+def next_sequence_nr() -> int | None:
     getter = getattr(torch._C._autograd, "_get_sequence_nr", None)
     return None if getter is None else int(getter())
 
 
-def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+def tensors_of(obj: Any) -> Iterator[torch.Tensor]:
     leaves, _ = tree_flatten(obj)
     return (x for x in leaves if isinstance(x, torch.Tensor))
 
 
-class _Frame:
+class Frame:
     """One forward call in progress: where its nodes start, its inputs' nodes, and its children's exits."""
 
     __slots__ = ("boundary", "shortcuts", "start")
@@ -65,8 +71,7 @@ class ModuleTagger:
         self._local = threading.local()
 
     def __enter__(self) -> ModuleTagger:
-        global _tagged_once
-        _tagged_once = True
+        mark_tagged()
         for path, module in self.model.named_modules():
             full = ".".join(p for p in (self.root, path) if p)
             tag = (full, type(module).__name__)
@@ -79,7 +84,7 @@ class ModuleTagger:
         for h in handles:
             h.remove()
 
-    def _stack(self) -> list[_Frame]:
+    def _stack(self) -> list[Frame]:
         stack = getattr(self._local, "stack", None)
         if stack is None:
             stack = self._local.stack = []
@@ -87,11 +92,11 @@ class ModuleTagger:
 
     def _pre(self, module: torch.nn.Module, args: Any, kwargs: Any) -> None:
         boundary = set()
-        for t in _tensors((args, kwargs)):
+        for t in tensors_of((args, kwargs)):
             edge = gradient_edge(t)
             if edge is not None:
                 boundary.add(edge[0])
-        self._stack().append(_Frame(_next_sequence_nr(), boundary))
+        self._stack().append(Frame(next_sequence_nr(), boundary))
 
     def _register_post(self, module: torch.nn.Module, tag: tuple[str, str]) -> Any:
         def post(module: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:
@@ -100,7 +105,7 @@ class ModuleTagger:
                 return
             frame = stack.pop()
             if torch.is_grad_enabled():
-                _tag(output, tag, frame, stack[-1] if stack else None)
+                tag_outputs(output, tag, frame, stack[-1] if stack else None)
 
         try:  # always_call: pop the frame even when forward raises (torch >= 2.1)
             return module.register_forward_hook(post, with_kwargs=True, always_call=True)
@@ -108,10 +113,10 @@ class ModuleTagger:
             return module.register_forward_hook(post, with_kwargs=True)
 
 
-def _tag(output: Any, tag: tuple[str, str], frame: _Frame, parent: _Frame | None) -> None:
+def tag_outputs(output: Any, tag: tuple[str, str], frame: Frame, parent: Frame | None) -> None:
     """Tag the nodes this call created that its outputs lead back to; children's insides are jumped over
     (their output node leads straight to their input nodes), so each node is visited about once."""
-    exits: list[Any] = [t.grad_fn for t in _tensors(output) if t.grad_fn is not None]
+    exits: list[Any] = [t.grad_fn for t in tensors_of(output) if t.grad_fn is not None]
     todo: list[Any] = list(exits)
     seen: set[Any] = set()
     while todo:

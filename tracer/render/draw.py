@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..analyse.health import health
 from ..model.records import Trace
+from .beside_chart import chart_beside
+from .explorer_page import choose
+from .explorer_page import page as explorer_page
 from .frames import frame_paths, frames_of
 from .graphviz_call import render_dot
 from .module_page import page as module_page
 from .options import for_trace
 from .picture import Picture, plan
-from .side_by_side import CHART_WIDTH, side_by_side
+from .side_by_side import side_by_side
 from .stepper import page
 
 FORMATS: tuple[str, ...] = ("svg", "png", "pdf", "dot", "json", "html")
@@ -39,14 +41,15 @@ def _svg(picture: Picture) -> str:
     graph = render_dot(picture.dot(), "svg").decode("utf-8")
     if not picture.opts.profile:
         return graph
-    return side_by_side(graph, health(picture.trace).chart(width=CHART_WIDTH))
+    return side_by_side(graph, chart_beside(picture))
 
 
 def save(trace: Trace, path: Any, **opts: Any) -> Path:
     """Write the trace in the format its suffix names (.svg .png .pdf .dot .json .html); returns the path.
 
-    `steps=True` writes one file per step beside it (`g-step01.svg`, …) and returns the first; `.html` is
-    always the step-by-step page.
+    `steps=True` writes one file per step beside it (`g-step01.svg`, …) and returns the first. `.html` is one
+    self-contained page: the stepper for a pass of up to 30 steps, the explorer (pan, zoom, search, details, the
+    steps as a moving highlight) above; with view='modules' the module page (explorer_page.choose).
     """
     target = Path(path)
     fmt = target.suffix.lower().lstrip(".")
@@ -65,13 +68,14 @@ def save(trace: Trace, path: Any, **opts: Any) -> Path:
         target.write_text(trace.to_json(), encoding="utf-8")
         return target
     if fmt == "html":
-        picture = plan(trace, checked)
-        # The step-by-step page needs a frame per step; a tagged pass with more steps gets the module page.
-        too_many = checked.view == "auto" and picture.tagged and len(trace.steps) > checked.max_frames
-        if picture.view == "modules" or too_many:
-            target.write_text(module_page(trace, checked), encoding="utf-8")
-            return target
-        target.write_text(page(trace, **opts), encoding="utf-8")
+        which = choose(trace, checked)
+        if which == "modules":
+            text = module_page(trace, checked)
+        elif which == "explorer":
+            text = explorer_page(trace, checked)
+        else:
+            text = page(trace, **opts)
+        target.write_text(text, encoding="utf-8")
         return target
     if steps:
         data = frames_of(trace, checked, fmt)

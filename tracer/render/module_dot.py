@@ -41,9 +41,11 @@ def build(trace_scene: Scene, view: ModuleView, *, links: Mapping[str, str] | No
     return _ModuleBuilder(trace_scene, view, links or {}).build()
 
 
-def scene_for(trace: Trace, opts: RenderOptions, view: ModuleView) -> Scene:
-    """The Scene that draws the view's ordinary nodes, with a colour scale spanning every norm the view shows."""
-    return Scene(trace, opts, shown=frozenset(view.nodes), headline=headline(view), extra_norms=view.norms())
+def scene_for(trace: Trace, opts: RenderOptions, view: ModuleView, *, note: str | None = None) -> Scene:
+    """The Scene that draws the view's ordinary nodes, with a colour scale spanning every norm the view shows;
+    `note` is a line added under the headline (partial module tags)."""
+    words = headline(view) + (f" · {note}" if note else "")
+    return Scene(trace, opts, shown=frozenset(view.nodes), headline=words, extra_norms=view.norms())
 
 
 class _ModuleBuilder:

@@ -14,15 +14,14 @@ import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ..analyse.health import health
 from ..model.errors import DrawingTooLargeError
 from ..model.records import Trace
+from .beside_chart import chart_beside
 from .escape import page_text
 from .graphviz_call import render_dot
 from .html_page import digest_id, document, inline_svg, seed_names, theme_style
 from .options import RenderOptions
 from .picture import Picture, plan
-from .side_by_side import CHART_WIDTH
 
 MAX_VIEWS = 64  # drawings on one page (the main view and the insides it links to)
 
@@ -95,7 +94,7 @@ def fragment(trace: Trace, opts: RenderOptions, uid: str | None = None) -> str:
     for k, (view, svg) in enumerate(zip(views, svgs, strict=True)):
         body = inline_svg(svg, f"{view.anchor}-", links=False)
         if k == 0:
-            out.append(_main_section(trace, view, body))
+            out.append(_main_section(view, body, chart_beside(pictures[0])))
         else:
             out.append(_panel(view, body, uid))
     out.append("</div>")
@@ -152,9 +151,8 @@ def _views(
     return views, pictures, links
 
 
-def _main_section(trace: Trace, view: _View, body: str) -> str:
-
-    chart = inline_svg(health(trace).chart(width=CHART_WIDTH), f"{view.anchor}-chart-", links=False)
+def _main_section(view: _View, body: str, chart_svg: str) -> str:
+    chart = inline_svg(chart_svg, f"{view.anchor}-chart-", links=False)
     return (
         f'<section class="gt-view gt-main" id="{view.anchor}">\n'
         f"<h2>{page_text(view.title)}</h2>\n"

@@ -14,6 +14,7 @@ from typing import Literal
 
 from ..analyse import module_view
 from ..analyse.focus import Focus, resolve
+from ..analyse.module_coverage import coverage
 from ..analyse.module_tree import ModuleTree
 from ..analyse.module_view import ModuleView
 from ..model.errors import DrawingOptionError, DrawingTooLargeError
@@ -24,7 +25,7 @@ from .scene import Scene
 
 View = Literal["full", "modules"]
 
-HOW_TO_TAG = "with tracer.record(model=model): loss.backward()"
+HOW_TO_TAG = "with tracer.record(modules=True): loss = model(x).sum(); loss.backward()"
 CLI_HINT = "(CLI: --view modules, --depth N, --focus NAME, --max-nodes N)"
 
 
@@ -40,6 +41,7 @@ class Picture:
     tagged: bool  # the pass carries module tags
     count: int  # things Graphviz would lay out
     full_count: int  # nodes of the full picture (of the focused paths, under focus=)
+    note: str | None = None  # module view: why part of the pass has no module tags (drawn under the title)
 
     def dot(self, links: Mapping[str, str] | None = None) -> str:
         """The DOT text; `links` (module view only) maps box ids to URLs."""
@@ -47,7 +49,7 @@ class Picture:
             headline = self.focus.describe(len(self.trace.nodes)) if self.focus is not None else None
             shown = self.focus.shown if self.focus is not None else None
             return dot.build(self.trace, self.opts, shown=shown, headline=headline)
-        scene = module_dot.scene_for(self.trace, self.opts, self.modules)
+        scene = module_dot.scene_for(self.trace, self.opts, self.modules, note=self.note)
         return module_dot.build(scene, self.modules, links=links)
 
     def check_size(self) -> None:
@@ -58,8 +60,9 @@ class Picture:
         if self.modules is not None:
             depth = self.modules.depth
             smaller = f"choose a smaller depth (depth={depth - 1}), " if depth > 0 else ""
+            partial = f"{coverage(self.trace).explain()} " if self.note else ""
             raise DrawingTooLargeError(
-                f"the module view at depth {depth} still has {self.count} boxes and nodes to draw, more than "
+                f"{partial}the module view at depth {depth} still has {self.count} boxes and nodes to draw, more than "
                 f"max_nodes={limit}: {smaller}draw only the paths that feed one module or leaf with "
                 f"focus='NAME', keep repeated blocks as one box (repeats='compact'), or raise the limit with "
                 f"max_nodes={self.count}. {CLI_HINT}"
@@ -108,9 +111,11 @@ def plan(trace: Trace, opts: RenderOptions, *, full_only: bool = False) -> Pictu
         )
     if not tagged:
         raise DrawingOptionError(
-            "view='modules' needs module tags, and this pass has none: record it with the model, "
-            f"`{HOW_TO_TAG}`, so every backward node knows the nn.Module that created it"
+            f"view='modules' needs module tags, and this pass has none ({coverage(trace).explain()}), so that every "
+            "backward node knows the nn.Module that created it"
         )
     mv = module_view.build(trace, depth=opts.depth, focus=focus, repeats=opts.repeats, tree=tree)
     constants = sum(1 for i in mv.nodes for e in trace.node(i).edges if e.target is None)
-    return Picture(trace, opts, "modules", focus, mv, tagged, mv.item_count() + constants, full_count)
+    covered = coverage(trace)  # partial tags are said in the picture, never drawn as if the model were whole
+    note = covered.short() if covered.partial else None
+    return Picture(trace, opts, "modules", focus, mv, tagged, mv.item_count() + constants, full_count, note)
