@@ -32,6 +32,7 @@ class LocalResult:
     note: str | None
     note_kind: NoteKind | None = None  # what the note is about (becomes Step.note_kind)
     saved: str | None = None  # what the node saved from its forward call ('self=[1, 2], exponent=2')
+    later: Any = None  # past the pass's budget with the graph kept: computes J when read (jacobian_budget.Later)
 
 
 def _is_python_function(node: Any) -> bool:
