@@ -16,13 +16,16 @@ from typing import Any
 import torch
 
 import tracer
+from tracer.record.module_hooks import EveryModuleTagger
 from tracer.record.native import loader as native
 
+from . import focused
 from .measure import Samples, run_interleaved
 from .memory import peak_memory
 from .models import SCALING_LAYERS, batch, count_nodes, loss, small_stack, transformer
 from .phases import phase_account
-from .render_suite import render_suite
+from .render_suite import explorer_suite, render_suite
+from .training_loop import print_training_loop, training_loop
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -41,6 +44,18 @@ def recording_suite(repeats: int, with_torchlens: bool) -> dict[str, Any]:
 
     def module_view(_: object) -> None:
         with tracer.record(model=model):
+            torch.autograd.backward(loss(model, x))
+
+    def tags_only(_: object) -> None:  # torch's global module hooks tagging every node, nothing recorded
+        with EveryModuleTagger():
+            torch.autograd.backward(loss(model, x))
+
+    def every_module(_: object) -> None:  # what `gradtrace run` does: record(modules=True)
+        with tracer.record(modules=True):
+            torch.autograd.backward(loss(model, x))
+
+    def forward_recorded(_: object) -> None:  # what tracer.why and `gradtrace why` do: record(forward=True)
+        with tracer.record(forward=True):
             torch.autograd.backward(loss(model, x))
 
     def recorded(capture: Any, read: bool) -> Any:
@@ -65,6 +80,9 @@ def recording_suite(repeats: int, with_torchlens: bool) -> dict[str, Any]:
     forward_modes: dict[str, Any] = {
         "plain forward+backward": (zero, lambda _: torch.autograd.backward(loss(model, x))),
         "module view forward+backward": (zero, module_view),
+        "module tags only (global hooks)": (zero, tags_only),
+        "record(modules=True) fwd+bwd": (zero, every_module),
+        "record(forward=True) fwd+bwd": (zero, forward_recorded),
     }
     backward = run_interleaved(backward_modes, repeats)
     forward = run_interleaved(forward_modes, repeats)
@@ -218,6 +236,19 @@ class _SectionClock:
             self.seconds[name] = time.perf_counter() - started
 
 
+def _focused(only: str | None, device: str, repeats: int) -> int:
+    """--only / --device: the named section (both without --only) on `device`; a clean message without a GPU."""
+    why = focused.no_gpu_message(device)
+    if why is not None:
+        print(why, file=sys.stderr)
+        return 2
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    print(native.status())
+    for name in [only] if only else list(focused.SECTIONS):
+        focused.print_section(focused.TITLES[name], focused.SECTIONS[name](repeats, device))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--repeats", type=int, default=9, help="rounds of interleaved runs (medians are reported)")
@@ -225,7 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torchlens", action="store_true", help="skip the torchlens comparison")
     parser.add_argument("--no-render", action="store_true", help="skip the rendering comparison")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"where to write the JSON (default {RESULTS})")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where to measure (cuda: capture and chain)"
+    )
+    parser.add_argument(
+        "--only", choices=sorted(focused.SECTIONS), help="one section in paired rounds (bench/focused.py), no JSON"
+    )
     args = parser.parse_args(argv)
+    if args.only or args.device != "cpu":
+        return _focused(args.only, args.device, 3 if args.quick else args.repeats)
     repeats = 3 if args.quick else args.repeats
     torch.set_num_threads(min(2, torch.get_num_threads()))
     results: dict[str, Any] = {
@@ -272,8 +311,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {r['nodes']:6d} {r['plain_ms']:9.1f} {r['recorded_ms']:12.1f} {r['recorded_us_per_node']:8.1f} "
                 f"{r['traced_ms']:10.1f} {r['added_us_per_node']:8.1f} {r['ratio']:6.3f}x"
             )
+    results["training_loop"] = clock.run(
+        "training loop", training_loop, steps=200 if args.quick else 1000, rss_steps=1000 if args.quick else 10_000
+    )
+    print_training_loop(results["training_loop"])
     if not args.no_render:
         results["rendering"] = clock.run("rendering", render_suite, quick=args.quick)
+        results["explorer"] = clock.run("explorer", explorer_suite)
     results["profile"] = clock.run("profile", profile_top)
     print("\nwhere the time goes (cProfile of 3 traced backward passes, default capture):")
     print("\n".join("  " + line for line in results["profile"]))

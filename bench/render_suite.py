@@ -75,3 +75,26 @@ def _render_scaling(repeats: int) -> list[dict[str, Any]]:
         del model, x
         torch.set_grad_enabled(True)
     return rows
+
+
+def explorer_suite() -> dict[str, Any]:
+    """The explorer page (Trace.save('x.html')) of the 12-layer reference model: its size and build time."""
+    import tempfile
+    from pathlib import Path
+
+    model, x = transformer(), batch()
+    with tracer.record(modules=True) as rec:
+        torch.autograd.backward(loss(model, x))
+    trace = rec.traces[0]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "explorer.html"
+        started = time.perf_counter()
+        trace.save(path)
+        seconds = time.perf_counter() - started
+        size = path.stat().st_size
+    result = {"nodes": len(trace.nodes), "steps": len(trace.steps), "seconds": seconds, "bytes": size}
+    print(
+        f"\nexplorer page (t.save('x.html')) of the {len(trace.nodes)}-node reference model: "
+        f"{size / 2**20:.1f} MB in {seconds:.1f} s (targets: <= 10 MB, <= 10 s)"
+    )
+    return result

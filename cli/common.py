@@ -15,7 +15,7 @@ import click
 from .options import RECORDER_OPTIONS, picked
 from .outputs import display_name
 from .passes import PassRange, missing, wanted
-from .report import Reporter, plural
+from .report import Reporter, plural, shown
 
 if TYPE_CHECKING:
     import tracer
@@ -55,11 +55,11 @@ def clear_errors(reporter: Reporter) -> Iterator[None]:
         if isinstance(exc, tracer.TraceFormatError) and "not a gradtrace trace" in message:
             message += f"; {WHERE_TRACES_COME_FROM}"
         reporter.failed(message, 1)
-        raise click.ClickException(message) from None
+        raise click.ClickException(shown(message)) from None
     except FileNotFoundError as exc:
         message = f"{exc.args[-1] if exc.args else exc} (check the path)"
         reporter.failed(message, 1)
-        raise click.ClickException(message) from None
+        raise click.ClickException(shown(message)) from None
     except OSError as exc:  # the file system refused something of ours: say what, and what to do
         what = repr(display_name(os.fsdecode(exc.filename))) if exc.filename is not None else "a file"
         message = (
@@ -67,7 +67,7 @@ def clear_errors(reporter: Reporter) -> Iterator[None]:
             "writable one), or rename the script"
         )
         reporter.failed(message, 1)
-        raise click.ClickException(message) from None
+        raise click.ClickException(shown(message)) from None
 
 
 def check_drawing(drawing: dict[str, Any]) -> None:
@@ -88,14 +88,19 @@ def record(
     *,
     on_pass: Callable[[tracer.Trace], None] | None = None,
     on_os_exit: Callable[[int], None] | None = None,
+    keep: str | None = None,
+    on_open: Callable[[tracer.Recorder], None] | None = None,
 ) -> Recording:
     """Run the script or notebook inside tracer.record(); show its traceback (ours removed) when it raised.
-    `on_pass` and `on_os_exit` as for recording.record_source."""
+    `on_pass` and `on_os_exit` as for recording.record_source; `keep`: record(keep=...), the passes kept whole;
+    `on_open(recorder)` as the block opens."""
     from .leaf_names import MainVariables, check_paths
     from .recording import record_source
     from .tracebacks import show_user_exception
 
     recorder = picked(options, RECORDER_OPTIONS)
+    if keep is not None:
+        recorder["keep"] = keep
     names = None
     if options.get("names"):
         try:
@@ -103,9 +108,15 @@ def record(
         except ValueError as exc:
             raise OneLineUsageError(str(exc)) from None
         recorder["names"] = names
-    with reporter.user_output():
+    with reporter.user_output(), skips_said_at_the_end():
         recording = record_source(
-            source, list(args), recorder, notify=reporter.notice, on_pass=on_pass, on_os_exit=on_os_exit
+            source,
+            list(args),
+            recorder,
+            notify=reporter.notice,
+            on_pass=on_pass,
+            on_os_exit=on_os_exit,
+            on_open=on_open,
         )
     if recording.outcome.error is not None:
         show_user_exception(recording.outcome.error)
@@ -116,6 +127,25 @@ def record(
                 "those leaves kept their automatic names"
             )
     return recording
+
+
+# How the recorder's warning about a pass it leaves unrecorded on purpose begins (tracer/record/recorder.py,
+# _run_unrecorded); tests/test_cli_said_once.py fails if the two drift apart.
+SKIPPED_WARNING_START = "gradtrace did not record a backward pass "
+
+
+@contextmanager
+def skips_said_at_the_end() -> Iterator[None]:
+    """While the user's code runs, leave out the recorder's warning that a pass (torch.func's, another thread's)
+    was not recorded on purpose: the command says it once itself, with the reason, when the run ends (see
+    unrecorded()), so the user reads it once. Every other warning, ours included, shows as without the filter."""
+    import warnings
+
+    from tracer import GradtraceWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape(SKIPPED_WARNING_START), category=GradtraceWarning)
+        yield
 
 
 def unrecorded(recording: Recording) -> str | None:

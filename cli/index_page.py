@@ -110,12 +110,35 @@ def _row(entry: PassEntry) -> str:
     )
 
 
-def index_html(title: str, entries: Sequence[PassEntry], *, note: str | None = None) -> str:
-    """The page: a table with one row per pass (number, label, seeds, steps, leaves, status, links, preview)."""
+def index_html(
+    title: str, entries: Sequence[PassEntry], *, note: str | None = None, overview: Sequence[str] = ()
+) -> str:
+    """The page: the overview of every pass (the timeline chart, when written), then a table with one row per
+    drawn pass (number, label, seeds, steps, leaves, status, links, preview)."""
     count = len(entries)
     sub = f"{count} backward pass{'es' if count != 1 else ''} recorded by gradtrace {escape(tracer.__version__)}"
-    head, tail = _frame(title, sub, note)
+    if overview:
+        sub = (
+            f"{count} backward pass{'es' if count != 1 else ''} drawn by gradtrace {escape(tracer.__version__)}; "
+            "every pass recorded is in the overview"
+        )
+    head, tail = _frame(title, sub, note, overview)
     return head + "".join(index_row(e) for e in entries) + tail
+
+
+def _overview(names: Sequence[str]) -> str:
+    """The timeline of every pass: its picture, and links to it and to its numbers."""
+    if not names:
+        return ""
+    picture = next((n for n in names if n.endswith(".svg")), None)
+    links = " ".join(_link(n) for n in names)
+    image = (
+        f'<a href="{escape(quote(picture))}"><img src="{escape(quote(picture))}" alt="gradient norms of every '
+        'pass" style="max-width:100%"></a>'
+        if picture
+        else ""
+    )
+    return f'<h2>Every pass: gradient norms over time</h2>\n<p>{image}</p>\n<p class="files">{links}</p>\n'
 
 
 def live_index_head(title: str) -> str:
@@ -133,10 +156,10 @@ def index_row(entry: PassEntry) -> str:
     return _row(entry) + "\n"
 
 
-def _frame(title: str, sub: str, note: str | None) -> tuple[str, str]:
+def _frame(title: str, sub: str, note: str | None, overview: Sequence[str] = ()) -> tuple[str, str]:
     """The page around its rows: (everything before the first row, everything after the last)."""
     marker = "\x00rows\x00"
-    extra = f'<p class="sub">{escape(note)}</p>' if note else ""
+    extra = (f'<p class="sub">{escape(note)}</p>' if note else "") + _overview(overview)
     page = document(
         f"gradtrace: {title}",
         _STYLE,

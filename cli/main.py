@@ -10,14 +10,19 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import OneLineUsageError, check_drawing, clear_errors, no_pass, record, selected
+from .common import OneLineUsageError, check_drawing, clear_errors, no_pass, record, selected, unrecorded
 from .options import drawing_from, drawing_options, format_option, pass_option, recorder_options, report_options
+from .overview import DEFAULT_PASSES, PassSelectionType
 from .passes import PassRange
 from .report import Reporter, plural, table
+from .why import why
+
+if TYPE_CHECKING:
+    from tracer.model.pass_selection import PassSelection
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 # `gradtrace run SCRIPT [ARGS]... -o OUTDIR`: gradtrace's options may stand before or after SCRIPT; anything else,
@@ -60,6 +65,22 @@ def cli() -> None:
 @format_option
 @pass_option
 @click.option(
+    "--passes",
+    "keep",
+    type=PassSelectionType(),
+    default=None,
+    help="Which passes to draw: a comma list of first, last, flagged (of passes with NaN/Inf, vanishing or exploding "
+    "gradients, the first with each flag), every:N, pass numbers (7) and ranges (3-7), all or none; every pass is "
+    f"summarised in the overview (SCRIPT.timeline.svg, .csv) either way. [default: {DEFAULT_PASSES}; all with --pass]",
+)
+@click.option(
+    "--tensorboard",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help="Also write TensorBoard event files into DIR: every pass's gradient norms as scalars (grad_norm/LEAF), "
+    "and histograms of the drawn passes' gradient values where they were kept. Needs gradtrace[tensorboard].",
+)
+@click.option(
     "--steps",
     is_flag=True,
     help="Also draw each vector-Jacobian step as its own picture (svg, png, pdf, dot); the .html page always steps.",
@@ -77,23 +98,31 @@ def run(
     outdir: Path | None,
     formats: tuple[str, ...],
     passes: tuple[tuple[PassRange, ...], ...],
+    keep: PassSelection | None,
+    tensorboard: Path | None,
     steps: bool,
     force: bool,
     quiet: bool,
     as_json: bool,
     **options: Any,
 ) -> None:
-    """Run a script (or a notebook's code cells) and draw every backward pass it makes.
+    """Run a script (or a notebook's code cells) and draw its backward passes.
 
     The script runs exactly as `python SCRIPT.py ARGS` would (same sys.argv, __name__ == "__main__", its folder
     first on sys.path, its exit code). A notebook's code cells run in order in one namespace; IPython magics and
-    shell lines are skipped. One file per pass and format goes into OUTDIR, with an index.html linking them.
+    shell lines are skipped. One file per drawn pass and format goes into OUTDIR, with an index.html linking them;
+    --passes chooses which passes are drawn (by default the first, the last and the first with each health flag);
+    every pass is summarised in the overview, SCRIPT.timeline.svg (gradient norms per module over passes) and .csv.
     gradtrace's options may come before or after SCRIPT; every other argument is passed to the script, and so is
     everything after `--` (for script options that share a name with gradtrace's: `... -o out -- -o model.pt`).
 
     Under torch.distributed (e.g. torchrun) every rank writes its own files, with the rank in their names.
     """
+    import tracer
+    from tracer.model.pass_selection import parse_pass_selection
+
     from .outputs import OutputFolder, default_outdir, display_name, file_stem, parse_formats
+    from .overview import DrawChoice, described, drawn_line, overview_names, write_overview
     from .pass_report import report_run
     from .passes import wanted
     from .publish import PassWriter, Plan
@@ -115,11 +144,14 @@ def run(
         folder = OutputFolder(target, name, rank=current_rank(), force=force)
         folder.check_before_run(stem)
         selection = tuple(r for group in passes for r in group)
+        # --pass alone keeps its old meaning (draw these passes): every pass is kept, --pass picks among them
+        chosen = keep or parse_pass_selection("all" if selection else DEFAULT_PASSES)
+        draw = DrawChoice(chosen, lambda index: wanted(index, selection))
         # each pass is written as it ends; the rank is read then (the script may have joined a process group)
         writer = PassWriter(
             folder,
             lambda: Plan(stem, chosen_formats, drawing, steps=steps, rank=current_rank()),
-            lambda index: wanted(index, selection),
+            draw,
             name,
         )
 
@@ -148,12 +180,48 @@ def run(
             sys.stdout.flush()
             sys.stderr.flush()
 
-        recording = record(source, args, options, reporter, on_pass=writer, on_os_exit=finish_at_os_exit)
-        if not recording.traces:
-            no_pass(ctx, recording, reporter)
-        selected(recording.traces, passes, reporter)  # says which of the --pass choices named no pass
-        published = writer.finish(reporter)
-    code = report_run(reporter, recording, published, folder)
+        recording = record(
+            source,
+            args,
+            options,
+            reporter,
+            on_pass=writer,
+            on_os_exit=finish_at_os_exit,
+            keep=chosen.spec,
+            on_open=draw.opened,
+        )
+        if not recording.traces and (not recording.digests or recording.unrecorded):
+            no_pass(ctx, recording, reporter)  # none ran, or none could be recorded (digests alone: drawn below)
+        if recording.traces and selection:
+            selected(recording.traces, passes, reporter)  # says which of the --pass choices named no pass
+        digests = recording.digests
+        final = draw.last(digests, recording.traces)
+        if final is not None:
+            writer.add(final)
+
+        def overview(plan: Plan) -> list[str]:
+            if not digests:
+                return []
+            return write_overview(folder, overview_names(stem, plan.rank), tracer.timeline(digests), name)
+
+        published = writer.finish(reporter, overview)
+        total = len(digests) or len(recording.traces)
+        drawn = [e.trace.index for e in published.entries]
+        skipped = len(draw.flagged_skipped - set(drawn))
+        lines = [drawn_line(described(chosen, selection), drawn, total, published.overview, skipped)]
+        extra: dict[str, Any] = {"selection": chosen.spec, "digested": len(digests), "overview": published.overview}
+        if tensorboard is not None:
+            from tracer.record.tensorboard_export import write_tensorboard
+
+            written = write_tensorboard(tensorboard, digests, recording.traces)
+            lines.append(f"TensorBoard: {written} (tensorboard --logdir {tensorboard})")
+            extra["tensorboard"] = {
+                "logdirs": [str(p) for p in written.logdirs],
+                "scalars": written.scalars,
+                "histograms": written.histograms,
+                "notes": list(written.notes),
+            }
+    code = report_run(reporter, recording, published, folder, lines=tuple(lines), extra=extra)
     ctx.exit(code)
 
 
@@ -262,6 +330,9 @@ def analyze(
             recording = record(source, args, options, reporter)
             if not recording.traces:
                 no_pass(ctx, recording, reporter)
+            not_recorded = unrecorded(recording)  # said here once: record() keeps the recorder's warning out
+            if not_recorded is not None:
+                reporter.warning(not_recorded)
             code = recording.outcome.exit_code
             traces = recording.traces
         else:
@@ -359,6 +430,9 @@ def gallery(outdir: Path | None, source: Path | None, check: bool, force: bool, 
             "seconds": round(seconds, 2),
         }
     )
+
+
+cli.add_command(why)
 
 
 def main() -> None:

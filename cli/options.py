@@ -20,7 +20,7 @@ from .passes import PassesType
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-RECORDER_OPTIONS = ("capture", "max_values", "jacobian_limit")
+RECORDER_OPTIONS = ("capture", "max_values", "jacobian_limit", "modules")
 RECORDS = "tracer.model.records"  # CAPTURES and the recorder's Options
 RENDER_OPTIONS = "tracer.render.options"  # RenderOptions and its vocabularies
 
@@ -114,6 +114,13 @@ def recorder_options(f: F) -> F:
                 help="Record a node's local Jacobian when both its sides have at most N elements (0: never).",
             ),
             click.option(
+                "--modules/--no-modules",
+                default=True,
+                show_default=True,
+                help="Tag every backward node with the nn.Module whose forward made it (torch's global module hooks, "
+                "no change to the script), for --view modules, --depth and --focus on a module.",
+            ),
+            click.option(
                 "--names",
                 "names",
                 multiple=True,
@@ -181,8 +188,9 @@ def drawing_options(f: F) -> F:
             click.option(
                 "--view",
                 type=LibraryChoice(RENDER_OPTIONS, "VIEWS"),
-                help="full: every backward node; modules: one box per nn.Module (needs a pass recorded with "
-                "tracer.record(model=model)); auto (default): modules when the graph has more than --max-nodes.",
+                help="full: every backward node; modules: one box per nn.Module (needs module tags: gradtrace "
+                "run records them, tracer.record(modules=True) too); auto (default): modules when the graph has more "
+                "than --max-nodes.",
             ),
             click.option(
                 "--depth",
@@ -205,6 +213,14 @@ def drawing_options(f: F) -> F:
                 "--profile/--no-profile",
                 default=None,
                 help="SVG: put the gradient-norm profile chart beside the graph (the module .html page always has it).",
+            ),
+            click.option(
+                "--colour-range",
+                type=(float, float),
+                default=None,
+                metavar="LOW HIGH",
+                help="Fix the colour scale to gradient norms from LOW to HIGH, so that pictures compared side by side "
+                "colour a norm alike. [default: each pass's smallest and largest norm]",
             ),
         ],
         f,

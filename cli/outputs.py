@@ -84,7 +84,7 @@ def rank_part(rank: int | None) -> str:
 
 def pass_stem(source_stem: str, trace: tracer.Trace, rank: int | None) -> str:
     """'train.pass3', 'train.rank1.pass3', or for a notebook pass 'lesson.pass3.cell7'."""
-    cell = re.fullmatch(r"cell (\d+)", trace.label or "")
+    cell = re.match(r"cell (\d+)(?: · |$)", trace.label or "")  # a torch.func pass adds " · torch.func.grad"
     suffix = f".cell{cell.group(1)}" if cell else ""
     return f"{source_stem}{rank_part(rank)}.pass{trace.index}{suffix}"
 

@@ -45,8 +45,17 @@ def describe(trace: tracer.Trace) -> dict[str, Any]:
     }
 
 
-def report_run(reporter: Reporter, recording: Recording, published: Published, folder: OutputFolder) -> int:
-    """Tell how the run went (the script's end, what could not be drawn, the passes and files); the exit code."""
+def report_run(
+    reporter: Reporter,
+    recording: Recording,
+    published: Published,
+    folder: OutputFolder,
+    *,
+    lines: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Tell how the run went (the script's end, what could not be drawn, the passes and files, then `lines`: what
+    was drawn and summarised, TensorBoard); `extra` joins the JSON document. The exit code."""
     source = recording.source
     traces = [e.trace for e in published.entries]
     outcome = recording.outcome
@@ -74,6 +83,8 @@ def report_run(reporter: Reporter, recording: Recording, published: Published, f
         f"\n{plural(len(traces), 'pass', 'passes')} of {recording.name} in {folder.folder}/  "
         f"open {folder.folder / (published.index or '')}"
     )
+    for text in lines:
+        reporter.line(text)
     if published.stale:
         reporter.line(f"removed {plural(len(published.stale), 'file')} of the previous run that this run did not write")
     code = outcome.exit_code or (1 if published.failures or published.graphviz_missing else 0)
@@ -92,6 +103,7 @@ def report_run(reporter: Reporter, recording: Recording, published: Published, f
             "unrecorded": list(recording.unrecorded),
             "index": published.index,
             "removed": published.stale,
+            **(extra or {}),
         }
     )
     return code

@@ -29,6 +29,7 @@ class Published:
     stale: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     graphviz_missing: tracer.GraphvizMissingError | None = None
+    overview: list[str] = field(default_factory=list)  # the timeline of every pass (SCRIPT.timeline.svg, .csv)
 
     @property
     def files(self) -> list[str]:
@@ -65,7 +66,7 @@ def _write_index(folder: OutputFolder, plan: Plan, result: Published, title: str
     if result.graphviz_missing is not None:
         note = "Graphviz's dot was not found: pictures were not drawn; the .json and .dot files were written."
     result.index = index_name(plan.rank)
-    folder.write_text(result.index, index_html(title, result.entries, note=note))
+    folder.write_text(result.index, index_html(title, result.entries, note=note, overview=result.overview))
 
 
 class PassWriter:
@@ -99,20 +100,28 @@ class PassWriter:
         self._pool: ThreadPoolExecutor | None = None
         self._queued: list[tuple[tracer.Trace, list[str], Future[list[str]]]] = []
         self._listed = 0  # how many of _queued have their row in the live index
+        self._drawn: set[int] = set()  # the passes started (their index)
         self._finished = False
 
     def __call__(self, trace: tracer.Trace) -> None:
         if os.getpid() != self._pid or not self.wanted(trace.index):
             return
+        self.add(trace)
+
+    def add(self, trace: tracer.Trace) -> None:
+        """Write this pass, whatever `wanted` says (run draws the last pass this way once the script has ended);
+        a pass written already is not written again."""
         with self._lock:
-            if self.error is not None or self._finished:
+            if self.error is not None or self._finished or trace.index in self._drawn:
                 return
+            self._drawn.add(trace.index)
             try:
                 self._start_pass(trace)
             except Exception as exc:  # never into the user's code: finish() reports it
                 self.error = exc
 
-    def _start_pass(self, trace: tracer.Trace) -> None:
+    def _begin(self) -> Plan:
+        """At the first pass (or at the end, when no pass was drawn): the plan, the manifest and the live index."""
         if self.plan is None:
             self.plan = self.make_plan()
             self.folder.rank = self.plan.rank
@@ -122,7 +131,10 @@ class PassWriter:
             self.folder.claim([index_name(self.plan.rank)])
             self.folder.write_text(index_name(self.plan.rank), live_index_head(self.title), record=False)
             self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="gradtrace-writer")
-        plan = self.plan
+        return self.plan
+
+    def _start_pass(self, trace: tracer.Trace) -> None:
+        plan = self._begin()
         assert self._pool is not None
         self.folder.claim(plan.names(trace))
         now: list[str] = []
@@ -151,11 +163,17 @@ class PassWriter:
                 except OSError:
                     pass  # the live page is a convenience; finish() writes the whole page or reports why not
 
-    def finish(self, reporter: Reporter) -> Published:
-        """Wait for the pictures, then write the whole index page and the manifest (also after an error)."""
+    def finish(self, reporter: Reporter, overview: Callable[[Plan], list[str]] | None = None) -> Published:
+        """Wait for the pictures, then write the overview of every pass (`overview(plan)` writes it and gives the
+        names), the whole index page and the manifest (also after an error)."""
         with self._lock:
             if self._finished:  # finished already (at os._exit)
                 return self.result
+            if overview is not None and self.error is None and os.getpid() == self._pid:
+                try:
+                    self._begin()
+                except Exception as failure:
+                    self.error = failure
             self._finished = True
             queued = list(self._queued)
         if self._pool is not None:
@@ -170,6 +188,8 @@ class PassWriter:
             self.result.entries.append(PassEntry(trace, tuple(files)))
         if self.plan is not None:
             try:
+                if overview is not None and self.error is None:
+                    self.result.overview = overview(self.plan)
                 _write_index(self.folder, self.plan, self.result, self.title)
             finally:
                 self.result.stale = self.folder.finish(replace_run=self.error is None)

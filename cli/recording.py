@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import tracer
+from tracer.model.digest import PassDigest
 from tracer.record.script_runner import Outcome, run_script
 
 from .notebook_runner import OWN_PACKAGES, Cell, NotebookError, read_notebook, run_cells
@@ -32,6 +33,7 @@ class Recording:
     notices: tuple[str, ...] = ()
     failed_cell: int | None = None  # notebooks: the cell that raised
     unrecorded: tuple[str, ...] = ()  # why passes that ran have no trace (Recorder.unrecorded), one line each
+    digests: tuple[PassDigest, ...] = ()  # every recorded pass summarised (Recorder.digests), kept or not
 
     @property
     def is_notebook(self) -> bool:
@@ -69,18 +71,23 @@ def record_source(
     notify: Callable[[str], None] = print,
     on_pass: OnPass | None = None,
     on_os_exit: Callable[[int], None] | None = None,
+    on_open: Callable[[tracer.Recorder], None] | None = None,
 ) -> Recording:
     """Run a .py script (as `python` would) or an .ipynb notebook (its code cells) and record its passes.
 
     `on_pass(trace)` is called with each pass as it ends (gradtrace run writes it then); `on_os_exit(code)` when
-    the code ends the process with os._exit, the last moment to finish what was recorded.
+    the code ends the process with os._exit, the last moment to finish what was recorded. `recorder_options` may
+    hold `keep`, the passes whose whole Trace is kept (record(keep=...)); every pass gets its digest. `on_open`
+    gets the recorder as its block opens (gradtrace run reads the passes' digests as they end).
     """
     check_source(path)
     if path.suffix == ".ipynb":
-        return _record_notebook(path, args, recorder_options, notify, on_pass, on_os_exit)
+        return _record_notebook(path, args, recorder_options, notify, on_pass, on_os_exit, on_open)
     with tracer.record(on_pass=on_pass, label=display_name(path.name), **recorder_options) as rec:
+        if on_open is not None:
+            on_open(rec)
         outcome = run_script(path, args, hidden=OWN_PACKAGES, on_os_exit=on_os_exit)
-    return Recording(path, list(rec.traces), outcome, unrecorded=tuple(rec.unrecorded))
+    return Recording(path, list(rec.traces), outcome, unrecorded=tuple(rec.unrecorded), digests=tuple(rec.digests))
 
 
 def _record_notebook(
@@ -90,6 +97,7 @@ def _record_notebook(
     notify: Callable[[str], None],
     on_pass: OnPass | None,
     on_os_exit: Callable[[int], None] | None,
+    on_open: Callable[[tracer.Recorder], None] | None = None,
 ) -> Recording:
     try:
         cells = read_notebook(path)
@@ -99,6 +107,8 @@ def _record_notebook(
     for notice in notices:
         notify(notice)
     with tracer.record(on_pass=on_pass, **recorder_options) as rec:
+        if on_open is not None:
+            on_open(rec)
 
         def label_passes(cell: Cell) -> None:
             rec.label = f"cell {cell.number}"  # the recorder labels each pass when it is delivered
@@ -106,4 +116,4 @@ def _record_notebook(
         outcome, failed = run_cells(path, cells, args, before_cell=label_passes, on_os_exit=on_os_exit)
     sys.stdout.flush()
     failed_cell = None if failed is None else failed.number
-    return Recording(path, list(rec.traces), outcome, notices, failed_cell, tuple(rec.unrecorded))
+    return Recording(path, list(rec.traces), outcome, notices, failed_cell, tuple(rec.unrecorded), tuple(rec.digests))

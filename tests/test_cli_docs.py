@@ -31,7 +31,7 @@ def command_section(name: str) -> str:
 
 
 def test_the_commands() -> None:
-    assert COMMANDS == ["analyze", "gallery", "render", "run"]
+    assert COMMANDS == ["analyze", "gallery", "render", "run", "why"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -64,7 +64,7 @@ def test_each_pass_is_on_disk_when_its_backward_returns(tmp_path: Path) -> None:
             print(sorted(f for f in os.listdir({str(out)!r}) if f.endswith(".json") and f[0] != "."))
         """,
     )
-    result = invoke("run", "-f", "json,dot", "-o", out, script)
+    result = invoke("run", "--passes", "all", "-f", "json,dot", "-o", out, script)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[:3] == [
         "['looks.pass1.json']",
@@ -73,7 +73,8 @@ def test_each_pass_is_on_disk_when_its_backward_returns(tmp_path: Path) -> None:
     ]
     assert pass_files(out, ".dot") == ["looks.pass1.dot", "looks.pass2.dot", "looks.pass3.dot"]
     assert not (out / ".gradtrace-manifest.json.journal").exists()  # folded into the manifest at the end
-    assert set(listed(out)) == {"index.html", *pass_files(out), *pass_files(out, ".dot")}
+    overview = {"looks.timeline.svg", "looks.timeline.csv"}
+    assert set(listed(out)) == {"index.html", *pass_files(out), *pass_files(out, ".dot"), *overview}
     assert (out / "index.html").read_text().count('<td class="num">') == 6  # pass number and steps, per pass
     counted("written as each pass ends")
 
@@ -81,7 +82,7 @@ def test_each_pass_is_on_disk_when_its_backward_returns(tmp_path: Path) -> None:
 def test_a_script_that_calls_os_exit_keeps_every_pass(tmp_path: Path) -> None:
     script = write_script(tmp_path, "job.py", THREE_PASSES + "    os._exit(5)\n")
     out = tmp_path / "out"
-    done = run_subprocess("run", "-f", "json,dot", "-o", out, script, cwd=tmp_path)
+    done = run_subprocess("run", "--passes", "all", "-f", "json,dot", "-o", out, script, cwd=tmp_path)
     assert done.returncode == 5, done.stderr
     assert done.stdout == "three passes done\n"
     assert pass_files(out) == ["job.pass1.json", "job.pass2.json", "job.pass3.json"]
@@ -92,7 +93,7 @@ def test_a_script_that_calls_os_exit_keeps_every_pass(tmp_path: Path) -> None:
     page = (out / "index.html").read_text()
     assert "3 backward passes recorded" in page and page.rstrip().endswith("</html>")
     assert "job.py ended the process with os._exit(5); the 3 passes recorded before are written" in done.stderr
-    machine = run_subprocess("run", "--json", "-f", "json", "-o", out, script, cwd=tmp_path)
+    machine = run_subprocess("run", "--passes", "all", "--json", "-f", "json", "-o", out, script, cwd=tmp_path)
     assert machine.returncode == 5
     document = json.loads(machine.stdout)  # stdout is still one JSON document (the script's print is on stderr)
     assert (document["exit_code"], document["os_exit"], len(document["passes"])) == (5, True, 3)
@@ -104,7 +105,7 @@ def test_a_killed_script_keeps_the_record_of_every_finished_pass(tmp_path: Path)
         tmp_path, "killed.py", THREE_PASSES + "    if sys.argv[1:] == ['kill']:\n        os.kill(os.getpid(), 9)\n"
     )
     out = tmp_path / "out"
-    done = run_subprocess("run", "-f", "json,dot", "-o", out, script, "kill", cwd=tmp_path)
+    done = run_subprocess("run", "--passes", "all", "-f", "json,dot", "-o", out, script, "kill", cwd=tmp_path)
     assert done.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), done.stderr
     # the record of every pass that ended is there, owned by gradtrace (listed in the manifest's journal)
     assert pass_files(out) == ["killed.pass1.json", "killed.pass2.json", "killed.pass3.json"]
@@ -114,9 +115,15 @@ def test_a_killed_script_keeps_the_record_of_every_finished_pass(tmp_path: Path)
     # a file being written when the process was killed is only ever half there as its hidden temporary file
     assert {p.name[2:] for p in out.iterdir() if p.name.startswith(".~")} <= set(listed(out))
     # the next run takes the folder over without --force: every file in it is ours
-    again = run_subprocess("run", "-q", "-f", "json", "-o", out, script, cwd=tmp_path)
+    again = run_subprocess("run", "--passes", "all", "-q", "-f", "json", "-o", out, script, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert sorted(p.name for p in out.iterdir()) == [".gradtrace-manifest.json", "index.html", *pass_files(out)]
+    overview = ["killed.timeline.csv", "killed.timeline.svg"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".gradtrace-manifest.json",
+        "index.html",
+        *pass_files(out),
+        *overview,
+    ]
     assert pass_files(out) == ["killed.pass1.json", "killed.pass2.json", "killed.pass3.json"]
     counted("SIGKILL")
 
@@ -191,7 +198,7 @@ def test_passes_that_ran_but_were_not_recorded_are_no_false_no_backward(
 ) -> None:
     _failing_builds(monkeypatch)
     script = write_script(tmp_path, "hidden.py", THREE_PASSES)
-    result = invoke("run", "-f", "json", "-o", tmp_path / "out", script)
+    result = invoke("run", "--passes", "all", "-f", "json", "-o", tmp_path / "out", script)
     assert result.exit_code == 0, result.stderr  # the script succeeded: our failure to record is a warning
     assert "ran without a backward pass" not in result.stderr
     assert (
@@ -200,13 +207,15 @@ def test_passes_that_ran_but_were_not_recorded_are_no_false_no_backward(
         "to draw." in result.stderr
     )
     assert not (tmp_path / "out").exists()
-    quiet = invoke("run", "-q", "-f", "json", "-o", tmp_path / "out", script)
+    quiet = invoke("run", "--passes", "all", "-q", "-f", "json", "-o", tmp_path / "out", script)
     assert "gradtrace: warning: hidden.py: 3 backward passes could not" in quiet.stderr  # shown with -q too
-    document = json.loads(invoke("run", "--json", "-o", tmp_path / "out", script).stdout)
+    document = json.loads(invoke("run", "--passes", "all", "--json", "-o", tmp_path / "out", script).stdout)
     assert document["exit_code"] == 0 and document["passes"] == []
     assert document["unrecorded"] == ["RuntimeError: cannot read this kind of tensor"] * 3
     failing = write_script(tmp_path, "fails.py", THREE_PASSES + "    sys.exit(3)\n")
-    assert invoke("run", "-q", "-o", tmp_path / "out", failing).exit_code == 3  # the script's own code counts
+    assert (
+        invoke("run", "--passes", "all", "-q", "-o", tmp_path / "out", failing).exit_code == 3
+    )  # the script's own code counts
     counted("passes not recorded")
 
 
@@ -214,7 +223,7 @@ def test_passes_that_ran_but_were_not_recorded_are_no_false_no_backward(
 def test_some_passes_not_recorded_the_others_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _failing_builds(monkeypatch, {2})
     script = write_script(tmp_path, "partly.py", THREE_PASSES)
-    result = invoke("run", "-f", "json", "-o", tmp_path / "out", script)
+    result = invoke("run", "--passes", "all", "-f", "json", "-o", tmp_path / "out", script)
     assert result.exit_code == 0, result.stderr
     assert pass_files(tmp_path / "out") == ["partly.pass1.json", "partly.pass3.json"]
     assert "partly.py: 1 backward pass could not be recorded (RuntimeError: " in result.stderr
@@ -246,7 +255,7 @@ def test_file_stem_is_the_name_when_it_can_be_and_valid_short_and_unique_otherwi
 def test_a_script_named_with_a_byte_that_is_not_utf8(tmp_path: Path) -> None:
     name = os.fsdecode(b"caf\xe9.py")  # Latin-1 é, as an old archive might hold it
     script = write_script(tmp_path, name, THREE_PASSES)
-    done = run_subprocess("run", "-f", "json,dot,html", script, cwd=tmp_path)
+    done = run_subprocess("run", "--passes", "all", "-f", "json,dot,html", script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and our_frames(done.stderr) == []
     out = tmp_path / f"{file_stem(script)}_gradtrace"
@@ -261,7 +270,7 @@ def test_a_script_named_with_a_byte_that_is_not_utf8(tmp_path: Path) -> None:
 def test_a_script_with_a_245_character_name(tmp_path: Path) -> None:
     script = write_script(tmp_path, "x" * 242 + ".py", THREE_PASSES)
     assert len(script.name) == 245
-    done = run_subprocess("run", "-f", "json,dot,html", "--steps", script, cwd=tmp_path)
+    done = run_subprocess("run", "--passes", "all", "-f", "json,dot,html", "--steps", script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     out = tmp_path / f"{file_stem(script)}_gradtrace"
@@ -282,11 +291,12 @@ def test_an_output_name_the_file_system_refuses_is_one_paragraph(tmp_path: Path)
 
 
 def test_a_torch_func_pass_is_reported_once_in_plain_words(tmp_path: Path) -> None:
-    """A pass gradtrace leaves unrecorded by design (torch.func) is said once, with its reason, and not as a
-    failure to record; the script's own exit code stands."""
+    """A pass gradtrace leaves unrecorded by design (torch.func under vmap) is said once, with its reason, and not
+    as a failure to record; the script's own exit code stands."""
     script = tmp_path / "func.py"
     script.write_text(
-        "import torch\nfrom torch.func import grad\nprint(grad(lambda x: (x ** 2).sum())(torch.tensor([1.0, 2.0])))\n",
+        "import torch\nfrom torch.func import grad, vmap\n"
+        "print(vmap(grad(lambda x: (x ** 2).sum()))(torch.tensor([[1.0, 2.0]])))\n",
         encoding="utf-8",
     )
     result = invoke("run", "-f", "json", "-o", tmp_path / "out", script)

@@ -113,7 +113,7 @@ def test_exit_code_of_the_script_is_ours(tmp_path: Path) -> None:
 
 
 def test_every_tutorial_case_gives_torchs_own_gradients(tmp_path: Path) -> None:
-    result = invoke("run", "-q", "-f", "json", "-o", tmp_path / "out", TUTORIAL_SCRIPT)
+    result = invoke("run", "-q", "-f", "json", "--passes", "all", "-o", tmp_path / "out", TUTORIAL_SCRIPT)
     assert result.exit_code == 0, result.stderr
     traces = load_outputs(tmp_path / "out")
     assert [t.index for t in traces] == list(range(1, len(CASES) + 1))
@@ -135,7 +135,7 @@ def test_every_tutorial_case_gives_torchs_own_gradients(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tutorial", ["000", "001", "002", "003", "004"])
 def test_each_tutorial_alone(tmp_path: Path, tutorial: str) -> None:
     cases = [c for c in CASES if c.tutorial == tutorial]
-    result = invoke("run", "-f", "json", "-o", tmp_path / "out", TUTORIAL_SCRIPT, tutorial)
+    result = invoke("run", "-f", "json", "--passes", "all", "-o", tmp_path / "out", TUTORIAL_SCRIPT, tutorial)
     assert result.exit_code == 0, result.stderr
     traces = load_outputs(tmp_path / "out")
     assert len(traces) == len(cases)
@@ -167,11 +167,13 @@ def test_files_names_manifest_and_index(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     out = tmp_path / "out"
     names = {"two.pass1.json", "two.pass2.json", "two.pass1.dot", "two.pass2.dot", "index.html"}
+    names |= {"two.timeline.svg", "two.timeline.csv"}  # the overview of every pass
     assert {p.name for p in out.iterdir()} == names | {".gradtrace-manifest.json"}
     assert manifest(out) == dict.fromkeys(sorted(names), "two.py")
     page = _Links()
     page.feed((out / "index.html").read_text())
-    assert sorted(page.links) == sorted(names - {"index.html"})
+    # the overview's picture three times: shown, linking to itself, and its link beside the CSV's
+    assert sorted(page.links) == sorted([*(names - {"index.html"}), "two.timeline.svg", "two.timeline.svg"])
     assert page.external == []
     assert "two.py" in page.text and "two.py:5" in page.text and "two.py:7" in page.text
     assert str(tmp_path) not in (out / "index.html").read_text()  # no absolute paths: the folder can move
@@ -232,10 +234,14 @@ def test_our_own_files_are_replaced_and_stale_ones_removed(tmp_path: Path) -> No
         ".gradtrace-manifest.json",
         "index.html",
         "two.pass1.json",
+        "two.timeline.csv",
+        "two.timeline.svg",
         "unrelated.txt",
     ]
     assert "removed 3 files of the previous run" in result.stdout
-    assert manifest(out) == {"index.html": "two.py", "two.pass1.json": "two.py"}
+    assert manifest(out) == dict.fromkeys(
+        ["index.html", "two.pass1.json", "two.timeline.csv", "two.timeline.svg"], "two.py"
+    )
 
 
 def test_ranks_write_their_own_files(tmp_path: Path) -> None:
@@ -252,8 +258,12 @@ def test_ranks_write_their_own_files(tmp_path: Path) -> None:
         "index.rank1.html",
         "two.rank0.pass1.json",
         "two.rank0.pass2.json",
+        "two.rank0.timeline.csv",
+        "two.rank0.timeline.svg",
         "two.rank1.pass1.json",
         "two.rank1.pass2.json",
+        "two.rank1.timeline.csv",
+        "two.rank1.timeline.svg",
     ]
     assert "rank 1" in (out / "index.rank1.html").read_text()
 
@@ -522,8 +532,9 @@ def test_default_formats_are_svg_and_json_drawn_from_the_same_trace(tmp_path: Pa
         assert root.tag == "{http://www.w3.org/2000/svg}svg"
     page = _Links()
     page.feed((out / "index.html").read_text())
-    # each SVG three times: its link, and the preview picture linking to it
-    assert sorted(page.links) == sorted(["two.pass1.json", "two.pass2.json"] + ["two.pass1.svg", "two.pass2.svg"] * 3)
+    # each SVG three times: its link, and the preview picture linking to it; the overview's the same, and its CSV
+    pictures = ["two.pass1.svg", "two.pass2.svg", "two.timeline.svg"] * 3
+    assert sorted(page.links) == sorted(["two.pass1.json", "two.pass2.json", "two.timeline.csv", *pictures])
 
 
 @pytest.mark.graphviz
@@ -560,6 +571,8 @@ def test_without_graphviz_json_and_dot_are_still_written(tmp_path: Path) -> None
         "two.pass1.json",
         "two.pass2.dot",
         "two.pass2.json",
+        "two.timeline.csv",  # the overview is gradtrace's own SVG: no Graphviz needed
+        "two.timeline.svg",
     ]
     assert "Graphviz" in (tmp_path / "out" / "index.html").read_text()
 

@@ -32,7 +32,7 @@ def test_help_does_not_import_torch() -> None:
 
 
 def test_every_tutorial_case_in_a_real_process(tmp_path: Path) -> None:
-    done = run_subprocess("run", "-f", "json", "-o", tmp_path / "out", TUTORIAL_SCRIPT, cwd=tmp_path)
+    done = run_subprocess("run", "-f", "json", "--passes", "all", "-o", tmp_path / "out", TUTORIAL_SCRIPT, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     traces = sorted(
         (tracer.load(p) for p in (tmp_path / "out").glob("tutorial_cases.pass*.json")), key=lambda t: t.index
@@ -160,7 +160,11 @@ def test_under_torchrun_each_rank_writes_its_own_files(tmp_path: Path) -> None:
         ".gradtrace-manifest.rank0.json",
         ".gradtrace-manifest.rank1.json",
         "ddp.rank0.pass1.json",
+        "ddp.rank0.timeline.csv",
+        "ddp.rank0.timeline.svg",
         "ddp.rank1.pass1.json",
+        "ddp.rank1.timeline.csv",
+        "ddp.rank1.timeline.svg",
         "index.rank0.html",
         "index.rank1.html",
     ]

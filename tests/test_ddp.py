@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import torch.multiprocessing as mp
 import tracer
 from tests import ddp_worker
 from tests.fuzzing import TALLY
+from tracer.model.serial import digests_from_json
 
 WORLD = 2
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch built without distributed")
@@ -73,6 +75,25 @@ def test_each_rank_records_its_own_passes_with_its_rank(ranks: Path) -> None:
         total = own[r].grad_total
         assert total is not None and total.values is not None
         assert total.values == pytest.approx(average, rel=1e-6)
+
+
+def test_the_timeline_puts_the_ranks_side_by_side(ranks: Path) -> None:
+    """Each rank's digests (saved by the rank) make one timeline: a row per module and rank, each rank's numbers its
+    own gradient before DDP averages it, as its trace recorded it."""
+    digests = [d for r in range(WORLD) for d in digests_from_json((ranks / f"digests-rank{r}.json").read_text())]
+    assert sorted({(d.rank, d.index) for d in digests}) == [(r, i) for r in range(WORLD) for i in (1, 2)]
+    line = tracer.timeline(digests)
+    assert line.ranks == (0, 1) and line.passes == (1, 2)
+    for r in range(WORLD):
+        for i in (1, 2):
+            trace = tracer.load(ranks / f"trace-rank{r}-pass{i}.json")
+            own = trace.leaves["model.2.bias"].grad
+            assert own is not None
+            assert line.series("model.2.bias", rank=r).grad_norm[i - 1] == own.norm
+    assert line.series("model.2", rank=0).grad_norm != line.series("model.2", rank=1).grad_norm  # each its own batch
+    assert not any(m for s in line.modules for m in s.marks)  # alike batches: no rank stands apart
+    rows = [t.text for t in ET.fromstring(line.svg()).iter("{http://www.w3.org/2000/svg}text")]
+    assert rows.index("model.2 [rank 0]") + 1 == rows.index("model.2 [rank 1]")  # side by side
 
 
 def test_without_torch_distributed_there_is_no_rank() -> None:

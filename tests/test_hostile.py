@@ -520,13 +520,15 @@ def test_the_cli_output_folder_is_offline_and_escaped(tmp_path: Path) -> None:
     result = invoke("run", "-q", "-f", "svg,html,json,dot", "-o", out, script)
     assert result.exit_code == 0, result.output
     pages = sorted(out.glob("*.html"))
-    pictures = sorted(out.glob("*.svg"))
+    pictures = sorted(p for p in out.glob("*.svg") if not p.name.endswith(".timeline.svg"))
     assert pages and pictures
     for path in pages:
         scan = scan_page(path.read_text(encoding="utf-8"))
         assert "alert(1)" not in "".join(scan.tags)
     for path in pictures:
         assert escape.visible(EVIL) in scan_svg(path.read_text(encoding="utf-8"))
+    # the overview of every pass (gradient norms over time) names the script, escaped like the rest
+    assert "we<i>rd & 'odd'.py: gradient norm" in scan_svg((out / "we<i>rd & 'odd'.timeline.svg").read_text())
     index = scan_page((out / "index.html").read_text(encoding="utf-8"))
     assert any("we<i>rd & 'odd'" in t for t in index.text)  # the script's name, literally
     TALLY["hostile-text pictures and pages checked (DOT, SVG, HTML)"] += len(pages) + len(pictures)

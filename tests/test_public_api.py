@@ -24,10 +24,12 @@ PUBLIC = [
     "Options",
     "Recorder",
     "Seed",
+    "Series",
     "Stats",
     "Step",
     "Structure",
     "TensorInfo",
+    "Timeline",
     "TooManyPaths",
     "Trace",
     "TraceDiff",
@@ -46,7 +48,9 @@ PUBLIC = [
     "structure",
     "summary",
     "summary_data",
+    "timeline",
     "trace",
+    "why",
 ]
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from .errors import ValuesNotKeptError
 from .seam import Displayable, upstairs
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; importing the model must stay cheap
@@ -28,7 +29,7 @@ MAX_VALUES = 64  # the values of gradients with at most this many elements are k
 JACOBIAN_LIMIT = 64  # a node's local Jacobian is recorded when both its sides have at most this many elements
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class Stats:
     """Summary statistics of a tensor, exact or estimated from `sampled` evenly spaced elements.
 
@@ -55,17 +56,69 @@ class Stats:
     def finite(self) -> bool:
         return self.nan == 0 and self.inf == 0 and math.isfinite(self.norm)
 
+    def __repr__(self) -> str:
+        return f"Stats({self._fields()})"
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+    def _fields(self) -> str:
+        """'norm=14.28, min=1, max=3, mean=2, zeros=0%' at 4 significant digits; NaN/Inf counts and the sample
+        size only when there are any (the exact numbers are the attributes)."""
+        parts = [f"norm={_g(self.norm)}", f"min={_g(self.min)}", f"max={_g(self.max)}", f"mean={_g(self.mean)}"]
+        parts.append(f"zeros={_g(100 * self.zeros)}%")
+        parts += [f"{name}={count}" for name, count in (("nan", self.nan), ("inf", self.inf)) if count]
+        if self.sampled is not None:
+            parts.append(f"sampled={self.sampled}" + ("" if self.norm_exact else ", norm_exact=False"))
+        return ", ".join(parts)
+
+
+def _g(x: float) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
+
+
+class DType(str):
+    """A recorded dtype's name ('float32') that also compares equal to torch's and numpy's dtype for that name:
+    `info.dtype == torch.float64`, `info.dtype == np.float64` and `info.dtype == "float64"` all hold. The model
+    does not import torch: a torch dtype is recognised by its type's name and its text ('torch.float64')."""
+
+    __slots__ = ()
+    __hash__ = str.__hash__  # equal to its plain name as a dict key; torch dtypes hash differently
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return str.__eq__(self, other)
+        if isinstance(other, np.dtype) or (isinstance(other, type) and issubclass(other, np.generic)):
+            return bool(np.dtype(other).name == str(self))
+        if type(other).__name__ == "dtype" and type(other).__module__ == "torch":
+            return str(other) == f"torch.{self}"
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+
+_TORCH_DEFAULT_DTYPES = ("float32", "int64", "bool")  # what torch's repr leaves unsaid
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class TensorInfo:
-    """A recorded tensor: shape, dtype, device, statistics, and its values when small (or capture="full")."""
+    """A recorded tensor: shape, dtype, device, statistics, and its values when small (or capture="full").
+
+    Where the values were kept it reads and computes like a tensor: its repr shows them as torch does,
+    `np.asarray(info)` and `torch.as_tensor(info)` give them (the array protocol and DLPack), and torch functions
+    accept it where they take a tensor (`torch.allclose(x.grad, info)`, through `__torch_function__`). Where only
+    statistics were kept, those raise ValuesNotKeptError, which says how to keep the values.
+    """
 
     shape: Shape
-    dtype: str
+    dtype: str  # the name, 'float32'; held as a DType, which also equals torch.float32
     device: str = "cpu"
     stats: Stats | None = None  # None for zero-size tensors
     values: tuple[Scalar, ...] | None = None  # kept when small (max_values), row-major
     array: NDArray | None = field(default=None, compare=False, repr=False)  # capture="full": all values
+
+    def __post_init__(self) -> None:
+        if type(self.dtype) is not DType:
+            object.__setattr__(self, "dtype", DType(self.dtype))
 
     @property
     def numel(self) -> int:
@@ -74,6 +127,11 @@ class TensorInfo:
     @property
     def norm(self) -> float | None:
         return None if self.stats is None else self.stats.norm
+
+    @property
+    def kept(self) -> bool:
+        """Whether every value was kept (small tensors, or capture="full"), not only statistics."""
+        return self.values is not None or self.array is not None
 
     def flat(self) -> np.ndarray[Any, Any] | None:
         """Every value, flattened, as float64 (from `values` or `array`); None when only statistics were kept."""
@@ -88,17 +146,128 @@ class TensorInfo:
         if self.values is None and self.array is not None:
             return self.array.tolist()
         if self.values is None:
-            raise ValueError(
-                f"the values of this {list(self.shape)} {self.dtype} tensor were not kept "
-                f"(only statistics); record with capture='full' or a larger max_values to keep them"
-            )
+            raise self._not_kept("tolist()")
         return _nest(list(self.values), self.shape)
 
+    def numpy(self) -> np.ndarray[Any, Any]:
+        """The values as a new numpy array of the recorded shape and dtype (a dtype numpy lacks, e.g. bfloat16,
+        as float32); raises ValuesNotKeptError when only statistics were kept."""
+        return self._numpy("numpy()")
+
+    def _numpy(self, asked: str) -> np.ndarray[Any, Any]:
+        dtype = _numpy_dtype(self.dtype)
+        if self.array is not None and self.values is None:
+            return np.array(self.array, dtype=dtype).reshape(self.shape)
+        if self.values is None:
+            raise self._not_kept(asked)
+        return np.array(self.values, dtype=dtype).reshape(self.shape)
+
     def as_tensor(self) -> Any:
-        """The values as a torch tensor of the recorded shape and dtype."""
+        """The values as a new torch tensor of the recorded shape and dtype (on the CPU)."""
+        return self._tensor("torch.as_tensor()")
+
+    def _tensor(self, asked: str) -> Any:
         import torch
 
-        return torch.tensor(self.tolist(), dtype=getattr(torch, self.dtype))
+        dtype = getattr(torch, self.dtype)
+        if self.values is None and self.array is None:
+            raise self._not_kept(asked)
+        if self.values is None:
+            return torch.from_numpy(np.array(self.array)).reshape(self.shape).to(dtype)
+        return torch.tensor(self.tolist(), dtype=dtype).reshape(self.shape)
+
+    # numpy's array protocol: np.asarray(info), np.allclose(info, ...)
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        if copy is False:
+            raise ValueError("a recorded tensor's values are rebuilt on each request: np.asarray cannot avoid a copy")
+        values = self._numpy("np.asarray()")
+        return values if dtype is None else values.astype(dtype)
+
+    # DLPack: torch.as_tensor(info) and torch.tensor(info) read the values through it, in the recorded dtype
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.as_tensor().__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> Any:
+        return self.as_tensor().__dlpack_device__()
+
+    @classmethod
+    def __torch_function__(
+        cls, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        """A torch function given a recorded tensor gets its values as a tensor (on the device of the other
+        tensor arguments): `torch.allclose(x.grad, info)`, `x.grad - info`. Only statistics: ValuesNotKeptError."""
+        kwargs = kwargs or {}
+        device = next((d for d in map(_tensor_device, (*args, *kwargs.values())) if d is not None), None)
+        asked = f"torch.{getattr(func, '__name__', 'function')}()"
+        return func(*_as_tensors(args, device, asked), **_as_tensors(kwargs, device, asked))
+
+    def __repr__(self) -> str:
+        extra = [] if self.device == "cpu" else [f"device='{self.device}'"]
+        torch_dtype = f"dtype=torch.{self.dtype}"
+        if self.numel == 0:
+            return ", ".join([f"TensorInfo([], shape={list(self.shape)}", torch_dtype, *extra]) + ")"
+        if not self.kept:
+            shown = [f"shape={list(self.shape)}", torch_dtype, *extra]
+            if self.stats is not None:
+                shown.append(self.stats._fields())
+            return f"TensorInfo({', '.join(shown)})"
+        if self.dtype not in _TORCH_DEFAULT_DTYPES:
+            extra.insert(0, torch_dtype)
+        return f"TensorInfo({', '.join([_values_text(self.numpy()), *extra])})"
+
+    def _not_kept(self, asked: str) -> ValuesNotKeptError:
+        stats = "" if self.stats is None else f" ({self.stats._fields()})"
+        return ValuesNotKeptError(
+            f"{asked}: the values of this recorded {list(self.shape)} {self.dtype} tensor were not kept, only its "
+            f"statistics{stats}, which are in its .stats. To keep every value, record with "
+            f"tracer.record(capture='full'), or with max_values={self.numel} or more (tensors with at most "
+            f"max_values elements keep their values; the default is {MAX_VALUES})."
+        )
+
+
+def _numpy_dtype(name: str) -> np.dtype[Any]:
+    try:
+        return np.dtype(name)
+    except TypeError:  # bfloat16, float8_*: numpy has no such type; float32 holds their values exactly
+        return np.dtype(np.float32)
+
+
+def _values_text(values: np.ndarray[Any, Any]) -> str:
+    """The values laid out as torch's repr does: 4 decimals (a bare '1.' when every value is whole), scientific
+    notation for a wide range, '...' in the middle of long tensors, rows aligned under the opening bracket."""
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    whole = values.dtype.kind == "f" and bool(np.all(finite == np.round(finite)))
+    return np.array2string(
+        values,
+        separator=", ",
+        prefix="TensorInfo(",
+        precision=4,
+        floatmode="maxprec_equal" if whole else "fixed",
+        threshold=1000,
+        edgeitems=3,
+        max_line_width=80,
+    )
+
+
+def _tensor_device(arg: Any) -> Any:
+    """The device of a torch tensor among a torch function's arguments (duck-typed: the model does not
+    import torch), else None."""
+    if isinstance(arg, TensorInfo) or not all(hasattr(arg, a) for a in ("device", "grad_fn", "requires_grad")):
+        return None
+    return arg.device
+
+
+def _as_tensors(obj: Any, device: Any, asked: str) -> Any:
+    """A torch function's arguments with each recorded tensor as a torch tensor (`asked` names the function in
+    the error where only statistics were kept)."""
+    if isinstance(obj, TensorInfo):
+        tensor = obj._tensor(asked)
+        return tensor if device is None else tensor.to(device)
+    if isinstance(obj, tuple | list):
+        return type(obj)(_as_tensors(item, device, asked) for item in obj)
+    if isinstance(obj, dict):
+        return {key: _as_tensors(item, device, asked) for key, item in obj.items()}
+    return obj
 
 
 def _nest(flat: list[Scalar], shape: Shape) -> Any:
@@ -150,6 +319,7 @@ class NoteKind(Enum):
     UNCHECKED = "unchecked"  # J holds Inf or NaN: vᵀJ = v·J was checked without those elements, or not at all
     NO_REFERENCE = "no-reference"  # a custom Function whose forward could not give an independent J
     DISAGREES = "disagrees"  # a custom Function whose backward disagrees with J from its forward
+    BUDGET = "budget"  # J not computed during the pass: its budget of local Jacobians was spent (jacobian_budget.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,11 +1,11 @@
 """The one door from the lower rooms up to analysis, drawing and display, which they may not import.
 
 A Trace writes its JSON (`t.to_json()`: model/serial.py, which imports the records), draws itself (`t.svg()`),
-summarises and shows itself in Jupyter; a Recorder and a JacobianResult show themselves too, and a Health report
-draws its chart. Those rooms sit above the model, the recorder and the
-analysis, so these methods call the functions connected here, and `tracer/__init__.py` (the top of the house,
-which imports every room) connects them once, when the package is imported. Importing any part of gradtrace
-imports the package first, so the door is always connected before a method can knock on it.
+summarises and shows itself in Jupyter; a Recorder and a JacobianResult show themselves too, a Health report
+draws its chart, a Recorder builds its Timeline and a Timeline draws and writes itself. Those rooms sit above the
+model, the recorder and the analysis, so these methods call the functions connected here, and `tracer/__init__.py`
+(the top of the house, which imports every room) connects them once, when the package is imported. Importing any
+part of gradtrace imports the package first, so the door is always connected before a method can knock on it.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ class Upstairs:
     chart: Callable[..., str]  # render: (Health, **chart options) -> the gradient-norm profile as SVG
     show: Callable[..., Displayable]  # display: (Trace, steps=, scale=, **drawing options) -> a notebook view
     mimebundle: Callable[..., dict[str, str]]  # display: (Trace | Recorder | JacobianResult, include, exclude)
+    timeline: Callable[..., Any]  # analyse: (digests, **thresholds) -> Timeline (Recorder.timeline())
+    timeline_svg: Callable[..., str]  # render: (Timeline, **chart options) -> the heatmap and lines as SVG
+    timeline_csv: Callable[[Any], str]  # analyse: Timeline -> CSV text of the numbers
+    timeline_json: Callable[..., str]  # analyse: (Timeline, indent=) -> JSON text of the numbers
+    timeline_save: Callable[..., Any]  # render: (Timeline, path, **chart options) -> the path written (.svg .csv .json)
 
 
 _connected: list[Upstairs] = []

@@ -21,11 +21,14 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 
+from .digest import HEALTH_KINDS, PassDigest
 from .errors import TraceFormatError
 from .records import NDArray, NoteKind, Step, Trace
 
 FORMAT = "gradtrace.trace"
 VERSION = 1
+DIGESTS_FORMAT = "gradtrace.digests"  # a block's per-pass digests (tracer/model/digest.py), versioned on their own
+DIGESTS_VERSION = 1
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 MAX_TEXT = 512 * 1024 * 1024  # refuse to parse more than this: a trace file is never that large
 MAX_INT = 2**63 - 1  # the largest id, dimension or count a trace can hold (torch's int64)
@@ -60,6 +63,10 @@ def dumps(trace: Trace, *, indent: int | None = 1) -> str:
     load back as it.)
     """
     document = {"format": FORMAT, "version": VERSION, "trace": to_plain(trace)}
+    return _json_text(document, indent)
+
+
+def _json_text(document: Any, indent: int | None) -> str:
     text = json.dumps(document, indent=indent, ensure_ascii=False, allow_nan=False)
     try:
         text.encode("utf-8")
@@ -70,18 +77,78 @@ def dumps(trace: Trace, *, indent: int | None = 1) -> str:
     return text
 
 
-def loads(text: str | bytes) -> Trace:
-    """Parse trace JSON text; raises TraceFormatError naming what is wrong and where."""
+def _parsed(text: str | bytes, what: str) -> Any:
+    """JSON text to Python values, refusing what no gradtrace file holds (bare NaN, huge texts, deep nesting)."""
     if len(text) > MAX_TEXT:
-        raise TraceFormatError(f"trace text is {len(text)} bytes, more than the {MAX_TEXT} a trace can be")
+        raise TraceFormatError(f"{what} text is {len(text)} bytes, more than the {MAX_TEXT} a {what} can be")
     if isinstance(text, str) and text.startswith(_BOM):  # a byte-order mark, as json accepts it in bytes
         text = text[1:]
     try:
-        document = json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
-        raise TraceFormatError("not a gradtrace trace: the JSON is nested too deeply") from None
+        raise TraceFormatError(f"not a gradtrace {what}: the JSON is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, oversized integers
-        raise TraceFormatError(f"not a gradtrace trace: invalid JSON ({exc})") from None
+        raise TraceFormatError(f"not a gradtrace {what}: invalid JSON ({exc})") from None
+
+
+def digests_to_json(digests: Any, *, indent: int | None = 1) -> str:
+    """A block's per-pass digests (an iterable of PassDigest) as versioned JSON; digests_from_json reads it back."""
+    document = {
+        "format": DIGESTS_FORMAT,
+        "version": DIGESTS_VERSION,
+        "digests": [to_plain(d) for d in digests],
+    }
+    return _json_text(document, indent)
+
+
+def digests_from_json(text: str | bytes) -> list[PassDigest]:
+    """Parse digests JSON text (from digests_to_json); raises TraceFormatError naming what is wrong and where."""
+    document = _parsed(text, "digests")
+    if not isinstance(document, dict) or document.get("format") != DIGESTS_FORMAT:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise TraceFormatError(
+            f'not gradtrace digests: expected a JSON object with "format": "{DIGESTS_FORMAT}", found {found!r}'
+        )
+    version = document.get("version")
+    if type(version) is not int or version != DIGESTS_VERSION:
+        raise TraceFormatError(
+            f"unsupported digests version {version!r}: this gradtrace reads version {DIGESTS_VERSION}; "
+            "re-record the run, or use the gradtrace version that wrote the file"
+        )
+    if set(document) != {"format", "version", "digests"}:
+        raise TraceFormatError(
+            f'digests: expected the keys "format", "version" and "digests", found {sorted(document)}'
+        )
+    items = document["digests"]
+    if not isinstance(items, list):
+        raise _wrong("digests", "a list", items)
+    digests = [from_plain(PassDigest, item, f"digests[{i}]") for i, item in enumerate(items)]
+    for i, d in enumerate(digests):
+        _check_digest(d, f"digests[{i}]")
+    return digests
+
+
+def _check_digest(digest: PassDigest, where: str) -> None:
+    unknown = [f for f in digest.flags if f not in HEALTH_KINDS]
+    if unknown:
+        raise TraceFormatError(f"{where}.flags: {unknown} are not health kinds (those are {list(HEALTH_KINDS)})")
+    for k, leaf in enumerate(digest.leaves):
+        at = f"{where}.leaves[{k}]"
+        if any(d < 0 for d in leaf.shape):
+            raise TraceFormatError(f"{at}.shape: dimensions cannot be negative, found {_shape_text(leaf.shape)}")
+        if not 0 <= leaf.zeros <= 1:
+            raise TraceFormatError(f"{at}.zeros is a share between 0 and 1, found {leaf.zeros!r}")
+        if leaf.nan < 0 or leaf.inf < 0:
+            raise TraceFormatError(f"{at}: the nan and inf counts cannot be negative")
+        for name in ("grad_norm", "grad_max_abs", "value_norm", "update_norm"):
+            value = getattr(leaf, name)
+            if value is not None and value < 0:  # False for NaN, which a NaN gradient's norm is
+                raise TraceFormatError(f"{at}.{name} cannot be negative, found {value!r}")
+
+
+def loads(text: str | bytes) -> Trace:
+    """Parse trace JSON text; raises TraceFormatError naming what is wrong and where."""
+    document = _parsed(text, "trace")
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise TraceFormatError(

@@ -93,6 +93,7 @@ class Harvester:
             module_classes=modules,
             notes=tuple(self.log.notes),
             rank=distributed_rank(),
+            budget=self.log.budget.keep_nodes(graph.fns, call.keep_graph),
         )
 
     def _node_handles(self) -> Callable[[], tuple[Sequence[Handles], Sequence[Handles]]]:

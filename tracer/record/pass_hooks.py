@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from .func_passes import outside_transforms
+from .jacobian_budget import JacobianBudget
 from .local_jacobian import LocalResult, local_jacobian
 from .pass_graph import PassGraph
 from .tensors import TensorTable
@@ -25,6 +27,7 @@ class HookLog:
     v: list[Handles] = dataclasses.field(default_factory=list)
     vjp: list[Handles] = dataclasses.field(default_factory=list)
     local: dict[int, LocalResult] = dataclasses.field(default_factory=dict)
+    budget: JacobianBudget = dataclasses.field(default_factory=JacobianBudget)  # local Jacobians left this pass
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def could_not_record(self, name: str, exc: Exception) -> None:
@@ -57,8 +60,10 @@ class PythonHooks:
         log: HookLog,
         owns: Callable[[int], bool],
         jacobian_limit: int,
+        in_transform: bool = False,
     ) -> None:
         self.graph = graph
+        self.in_transform = in_transform  # a torch.func.grad pass: the hooks work outside the transform
         self.table = table
         self.grad_before = grad_before
         self.log = log
@@ -76,7 +81,7 @@ class PythonHooks:
     def hook(self, i: int) -> Any:
         """Node i's post-hook."""
         log, table, limit, owns = self.log, self.table, self.jacobian_limit, self.owns
-        order, add, add_default = log.order, table.add, table.add_default
+        order, add, add_default, budget = log.order, table.add, table.add_default, log.budget
         v_of, vjp_of, many = log.v, log.vjp, self.graph.fan_in_many[i]
         fn, is_leaf = self.graph.fns[i], i in self.graph.leaf_vars
         # Without an earlier .grad the leaf keeps this very tensor (or a copy) as .grad, so asking for its exact
@@ -99,14 +104,23 @@ class PythonHooks:
                 else:
                     v_of[i] = tuple([add_default(g) for g in grad_outputs])
                 vjp_of[i] = tuple([add_default(g) for g in grad_inputs])
-                if limit and _fits(grad_outputs, limit) and _fits(grad_inputs, limit):
+                if limit and _fits(grad_outputs, limit) and _fits(grad_inputs, limit) and budget.take():
                     local = local_jacobian(fn, grad_outputs, grad_inputs, limit)
                     if local is not None:
                         log.local[i] = local
             except Exception as exc:  # recording must never break the pass
                 log.could_not_record(self.graph.names[i], exc)
 
-        return post
+        if not self.in_transform:
+            return post
+
+        def post_outside(
+            grad_inputs: tuple[torch.Tensor | None, ...], grad_outputs: tuple[torch.Tensor | None, ...]
+        ) -> None:
+            with outside_transforms():  # what the table allocates must be plain tensors, not the level's wrappers
+                post(grad_inputs, grad_outputs)
+
+        return post_outside
 
     def set_innermost(self, value: bool) -> None:
         """The Python hooks ask running_passes() themselves (PassClaim)."""
@@ -142,15 +156,19 @@ class NativeHooks:
                 flags[root[0]] |= 4
         self.native.install(flags, self._jacobian if self.jacobian_limit else None)
 
-    def _jacobian(self, i: int, grad_inputs: list[Any], grad_outputs: list[Any]) -> None:
-        """Called by a native hook (GIL held) for a node small enough for its local Jacobian."""
+    def _jacobian(self, i: int, grad_inputs: list[Any], grad_outputs: list[Any]) -> bool:
+        """Called by a native hook (GIL held) for a node small enough for its local Jacobian; False once the
+        pass's budget is spent (jacobian_budget.py): the native hooks then stop calling."""
+        if not self.log.budget.take():
+            return False
         try:
             local = local_jacobian(self.graph.fns[i], tuple(grad_outputs), tuple(grad_inputs), self.jacobian_limit)
         except Exception as exc:  # recording must never break the pass
             self.log.could_not_record(self.graph.names[i], exc)
-            return
+            return True
         if local is not None:
             self.log.local[i] = local
+        return True
 
     def set_innermost(self, value: bool) -> None:
         """Whether this is the innermost recorded pass of its thread (the native hooks' claim rule)."""

@@ -10,6 +10,7 @@ import torch
 from ..model.records import Options
 from .backward_call import BackwardCall
 from .before_pass import BeforePass, snapshot
+from .digest_builder import PassFacts, pass_facts
 from .harvest import Harvester
 from .names import NameBook
 from .native.loader import load as native_recorder
@@ -74,20 +75,24 @@ class PassRecorder:
         names: NameBook,
         source: str | None,
         modules: dict[str, str] | None = None,
+        in_transform: bool = False,
     ) -> None:
+        self.in_transform = in_transform  # a torch.func.grad pass: Python hooks, reading values unwrapped
         self.module_classes = dict(modules or {})  # the recording model's hierarchy, when there is one
         self.call = call
         self.options = options
         self.names = names
         self.source = source
-        # The native hooks record the default and the full capture; capture="stats" (exact statistics of
-        # every gradient, a reduction per tensor) stays in Python, where its cost is the reductions anyway.
-        native = native_recorder() if options.capture != "stats" else None
+        # The native hooks record every capture; capture="stats" reads each gradient once there (fused_stats
+        # in native_hooks.cpp). A torch.func pass stays in Python: see recorder.py's _run_recorded.
+        native = native_recorder() if not in_transform else None
         self.native: Any = None
         self.table: TensorTable | NativeTable
         if native is not None:
             keep_full = options.capture == "full"
             self.native = native.Pass(options.max_values, SAMPLE_SIZE, SAMPLE_BLOCK, keep_full, options.jacobian_limit)
+            if options.capture == "stats":
+                self.native.exact_statistics()
             self.table = NativeTable(self.native, options.capture, options.max_values)
         else:
             self.table = TensorTable(options.capture, options.max_values)
@@ -99,6 +104,7 @@ class PassRecorder:
         self.reached: set[int] = set()  # id() of the leaves this pass accumulated into (kept after release)
         self.nested_reached: set[int] = set()  # ... and those that passes started inside it accumulated into
         self.seen: PassSeen | None = None  # what harvest() read: build the Trace from it
+        self.facts: PassFacts | None = None  # what harvest() read for the pass's digest
 
     # -- before the pass
 
@@ -118,7 +124,7 @@ class PassRecorder:
         if self.native is not None:
             return NativeHooks(self.native, self.graph, grad_before, self.log, limit)
         assert isinstance(self.table, TensorTable)
-        return PythonHooks(self.graph, self.table, grad_before, self.log, self.claim.owns, limit)
+        return PythonHooks(self.graph, self.table, grad_before, self.log, self.claim.owns, limit, self.in_transform)
 
     def set_innermost(self, value: bool) -> None:
         """Whether this is the innermost recorded pass of its thread (the native hooks' claim rule)."""
@@ -149,6 +155,18 @@ class PassRecorder:
             nested_reached=self.nested_reached,
         )
         self.seen = harvester.seen(result, error, done, self.source, self.module_classes)
+        try:
+            self.facts = pass_facts(self.seen, self.graph.leaf_vars, self._v_handle, self.native)
+        except Exception:  # tensors it cannot read (the 'meta' device): the pass keeps its trace, gets no digest
+            self.facts = None
+        self.table.compact()  # a pass kept unread holds its samples, no row blocks (see compact)
+
+    def _v_handle(self, node: int, slot: int) -> int | None:
+        """The table handle of the gradient that arrived at a node's input slot."""
+        if isinstance(self.table, NativeTable):
+            return self.table.v_handle(node, slot)
+        arrived = self.log.v[node] if node < len(self.log.v) else ()
+        return arrived[slot] if slot < len(arrived) else None
 
     def release(self) -> None:
         """Drop every reference to the graph and its tensors, so they are freed as without tracing; what

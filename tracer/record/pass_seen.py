@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 from ..model.records import Options
+from .jacobian_budget import JacobianBudget
 from .local_jacobian import LocalResult
 from .native.table import NativeTable
 from .pass_graph import NodeEdges
@@ -74,3 +75,4 @@ class PassSeen:
     module_classes: Mapping[str, str]  # the recording model's hierarchy
     notes: tuple[str, ...]
     rank: int | None
+    budget: JacobianBudget | None = None  # once spent: which small nodes get a budget note (jacobian_budget.py)

@@ -19,25 +19,35 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import torch
 from torch.autograd.variable import Variable
 
+from ..model.digest import PassDigest
 from ..model.errors import GradtraceError
+from ..model.pass_selection import PassSelection, parse_pass_selection
 from ..model.records import CAPTURES, JACOBIAN_LIMIT, MAX_VALUES, Capture, Options, Trace
 from ..model.seam import upstairs
+from ..model.timeline_records import Timeline
 from .backward_call import BackwardCall
 from .collector_pause import collector_paused
+from .digest_builder import Digester, PassFacts
 from .explain import add_explanation
+from .forward_record import ForwardRecorder
+from .func_passes import in_transform, outside_transforms, recordable, transform_label
 from .local_jacobian import NestedPassRefused, calling_node
+from .module_hooks import EveryModuleTagger
 from .modules import ModuleTagger
 from .names import NameBook, frame_source, module_variable, user_frame
 from .pass_recorder import PassRecorder, graph_task_id, running_passes
 from .pass_seen import PassSeen
-from .skipped_passes import SKIPPED, is_batched, is_functorch, skipped_text
+from .sample_reduction import SampleReducer
+from .skipped_passes import SKIPPED, is_batched, skipped_text
+from .tensorboard_export import TensorBoardExport, write_tensorboard
 from .trace_builder import build_trace
 
 
@@ -62,12 +72,26 @@ class Recorder:
         label: str | None = None,
         model: torch.nn.Module | None = None,
         on_pass: Callable[[Trace], Any] | None = None,
+        modules: bool = False,
+        forward: bool = False,
+        keep: str | PassSelection = "all",
     ) -> None:
         self.options = _checked_options(capture, max_values, jacobian_limit)
+        self.keep = parse_pass_selection(keep)  # which passes keep their full Trace (every pass: a digest)
         self.on_pass = on_pass
         self.names = names if names is not None else model
         self.label = label
-        self._tagger = None if model is None else ModuleTagger(model, root=module_variable(model) or "")
+        if not isinstance(modules, bool):
+            raise ValueError(f"modules must be True or False, got {modules!r}")
+        self._tagger: ModuleTagger | EveryModuleTagger | None = None
+        if model is not None:
+            self._tagger = ModuleTagger(model, root=module_variable(model) or "")
+        elif modules:  # every nn.Module's forward, through torch's global module hooks (module_hooks.py)
+            self._tagger = EveryModuleTagger()
+        if not isinstance(forward, bool):
+            raise ValueError(f"forward must be True or False, got {forward!r}")
+        # forward=True: the torch calls of the block are noted too (forward_record.py), for tracer.why
+        self.forward: ForwardRecorder | None = ForwardRecorder() if forward else None
         self._recorded: list[tuple[int, str | None, _Pending]] = []  # (pass number, label, trace to be)
         self._traces: list[Trace] = []
         self._built = 0  # how many of _recorded are in _traces
@@ -76,6 +100,11 @@ class Recorder:
         self._not_harvested: list[str] = []  # why passes ended without a record (our failure, not the pass's)
         self._skipped: dict[str, int] = {}  # passes run unrecorded on purpose: why -> how many
         self._lock = threading.Lock()  # passes of several threads deliver here
+        self._digests: list[PassDigest] = []  # every pass's digest, in pass order
+        self._digester = Digester()
+        self._reducer = SampleReducer()
+        self._latest: tuple[int, str | None, _Pending] | None = None  # keep="...last": the pass that may be last
+        self._highest = 0  # the highest pass index delivered
 
     def __enter__(self) -> Recorder:
         if self._thread is not None:
@@ -90,13 +119,35 @@ class Recorder:
                 self._tagger.__exit__(None, None, None)
             self._thread = None
             raise
+        if self.forward is not None:
+            self.forward.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self.forward is not None:
+            self.forward.__exit__(*exc_info)
         _close(self)
         if self._tagger is not None:
             self._tagger.__exit__(*exc_info)
         self._thread = None
+        self._keep_last()
+
+    def _keep_last(self) -> None:
+        """The block is closed: the most recent pass is the last one, kept when keep= names 'last'."""
+        with self._lock:
+            latest, self._latest = self._latest, None
+            if latest is not None:
+                self._keep(*latest)
+        if latest is not None and self.on_pass is not None:
+            self._hand_on(*latest)
+
+    def _keep(self, index: int, label: str | None, pending: _Pending) -> None:
+        """Keep this pass's full trace (call with the lock held)."""
+        _insert(self._recorded, (index, label, pending), lambda r: r[0])
+        self._reducer.add(pending)  # a long block: older unread passes keep statistics, not samples
+        at = bisect.bisect_left(self._digests, index, key=lambda d: d.index)
+        if at < len(self._digests) and self._digests[at].index == index:
+            self._digests[at] = dataclasses.replace(self._digests[at], kept=True)
 
     def __len__(self) -> int:
         return len(self.traces)
@@ -115,16 +166,38 @@ class Recorder:
 
     @property
     def traces(self) -> list[Trace]:
-        """One Trace per recorded pass, in the order the passes started (built here on first reading)."""
+        """One Trace per recorded pass that keep= keeps (every pass by default), in the order the passes started,
+        each with its true index (built here on first reading); every pass's digest is in `.digests`."""
         if self._built < len(self._recorded):
             with collector_paused():
                 traces = []
                 for index, label, pending in self._recorded:
                     trace = pending.trace()
                     if trace is not None:
-                        traces.append(dataclasses.replace(trace, index=index, label=label or trace.label))
+                        traces.append(dataclasses.replace(trace, index=index, label=_joined(label, trace.label)))
             self._traces, self._built = traces, len(self._recorded)
         return self._traces
+
+    @property
+    def digests(self) -> list[PassDigest]:
+        """Every recorded pass's digest, in pass order — also the passes whose full Trace keep= did not keep: per
+        leaf its gradient's norm, max |g|, zeros, NaN/Inf, its value's norm and its update since the previous
+        pass, and the pass's health flags (tracer/model/digest.py). A few hundred bytes per pass."""
+        with self._lock:
+            return list(self._digests)
+
+    def timeline(self, **thresholds: float) -> Timeline:
+        """Gradient flow over time: every pass's norms per leaf and per module, from the digests, as a Timeline
+        (`.svg()`, `.save("t.svg" | "t.csv" | "t.json")`, notebook display); `vanishing=`, `exploding=`,
+        `diverging=` as tracer.timeline."""
+        line: Timeline = upstairs().timeline(self.digests, **thresholds)
+        return line
+
+    def to_tensorboard(self, logdir: str | Path, *, histograms: bool = True) -> TensorBoardExport:
+        """Write every pass's gradient norms as TensorBoard scalars (`grad_norm/<leaf>`, step = pass index) and
+        histograms of the kept passes' gradient values into `logdir` (tensorboard_export.py: what a histogram
+        is built from); needs the tensorboard package (gradtrace[tensorboard])."""
+        return write_tensorboard(logdir, self.digests, self.traces, histograms=histograms)
 
     @property
     def unrecorded(self) -> list[str]:
@@ -139,13 +212,25 @@ class Recorder:
             self._started += 1
             return self._started
 
-    def _deliver(self, index: int, pending: _Pending) -> None:
+    def _deliver(self, index: int, pending: _Pending, facts: PassFacts | None = None) -> None:
+        """A finished pass: its digest always; its full trace as keep= says (a pass that may be the last one is
+        held until a later pass arrives, then let go unless chosen otherwise: memory stays bounded)."""
         with self._lock:
-            positions = [i for i, _, _ in self._recorded]
             # the label as it is now: a caller may relabel between passes (gradtrace run names them by cell)
-            self._recorded.insert(bisect.bisect(positions, index), (index, self.label, pending))
             label = self.label
-        if self.on_pass is not None:
+            flagged = False
+            if facts is not None:
+                digest = self._digester.digest(facts, index=index, label=_joined(label, pending.label))
+                flagged = bool(digest.flags)
+                _insert(self._digests, digest, lambda d: d.index)
+            kept = self.keep.selects(index, flagged=flagged)
+            if kept:
+                self._keep(index, label, pending)
+            if self.keep.last and index > self._highest:
+                self._highest = index
+                # the pass held before is let go: it was not the last (unless kept for another reason)
+                self._latest = None if kept else (index, label, pending)
+        if kept and self.on_pass is not None:
             self._hand_on(index, label, pending)
 
     def _hand_on(self, index: int, label: str | None, pending: _Pending) -> None:
@@ -155,7 +240,7 @@ class Recorder:
             with collector_paused():
                 trace = pending.trace()  # None when it could not be built: rec.unrecorded says why
             if trace is not None and self.on_pass is not None:
-                self.on_pass(dataclasses.replace(trace, index=index, label=label or trace.label))
+                self.on_pass(dataclasses.replace(trace, index=index, label=_joined(label, trace.label)))
         except Exception as exc:
             _tell(f"gradtrace: on_pass raised {type(exc).__name__}: {exc}; the pass itself is recorded")
 
@@ -176,13 +261,24 @@ def record(
     label: str | None = None,
     model: torch.nn.Module | None = None,
     on_pass: Callable[[Trace], Any] | None = None,
+    modules: bool = False,
+    forward: bool = False,
+    keep: str | PassSelection = "all",
 ) -> Recorder:
     """A context manager recording every backward pass inside it: `with tracer.record() as rec: ...`.
 
     With `model=`, forward calls inside the block also tag every backward node with the nn.Module path that
-    created it (Step.module, Trace.modules), and leaves are named after the model's parameters. `on_pass` is
+    created it (Step.module, Trace.modules), and leaves are named after the model's parameters. With
+    `modules=True`, every nn.Module's forward inside the block tags its nodes, with no model named (torch's
+    global module hooks; paths start at the variable holding the outermost module). `on_pass` is
     called with each pass's Trace as the pass ends (in the thread that ran it; what it raises is a warning, never
-    an error in the user's backward call), e.g. to write it to disk at once.
+    an error in the user's backward call), e.g. to write it to disk at once. With `forward=True` the torch calls
+    of the block are noted as well (ops, versions, lines; no tensors kept), which `tracer.why` reads.
+
+    `keep` chooses which passes keep their full Trace in `.traces` (each with its true index), for long runs:
+    "all" (the default), or a selection such as "first,last,flagged", "every:100,flagged" or "1,10,last"
+    (tracer/model/pass_selection.py). Every pass gets a digest in `.digests` either way (per-leaf gradient and
+    update norms, health flags). The last pass is known when the block closes; `on_pass` sees kept passes only.
     """
     return Recorder(
         names=names,
@@ -192,6 +288,9 @@ def record(
         label=label,
         model=model,
         on_pass=on_pass,
+        modules=modules,
+        forward=forward,
+        keep=keep,
     )
 
 
@@ -236,6 +335,20 @@ def trace(
     if not rec.traces:  # pragma: no cover - torch ran no pass without raising
         raise GradtraceError("torch.autograd.backward returned without running a backward pass")
     return rec.traces[0]
+
+
+def _insert(items: list[Any], item: Any, key: Callable[[Any], int]) -> None:
+    """Insert keeping `items` sorted by key: an append for the usual pass that arrives after every other (a
+    10,000-step loop must not pay for its length at every step), a bisection for one that ran in another thread."""
+    if not items or key(items[-1]) <= key(item):
+        items.append(item)
+    else:
+        items.insert(bisect.bisect(items, key(item), key=key), item)
+
+
+def _joined(block: str | None, own: str | None) -> str | None:
+    """A pass's label: the block's (e.g. 'cell 3'), then the pass's own (a torch.func pass names its transform)."""
+    return " · ".join(part for part in (block, own) if part) or None
 
 
 def _as_tuple(x: Any) -> tuple[Any, ...]:
@@ -451,29 +564,41 @@ def _run_recorded(engine: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
             return _run_unrecorded(engine, args, kwargs, elsewhere, "thread")
         return engine.run_backward(*args, **kwargs)
     call = BackwardCall.parse(args, kwargs)
-    if is_functorch(call):
-        # torch.func's tensors are wrappers whose values live a level down: summarising them inside the hooks
-        # would read (or allocate) wrappers, and re-running a node for its Jacobian would run under the
-        # transform. The pass runs as is; nothing of gradtrace touches its tensors.
-        return _run_unrecorded(engine, args, kwargs, recorders, "func")
+    func_label = None
+    if in_transform(call):
+        if not recordable(call):
+            # vmap's tensors are batches of samples (jvp's, dual numbers): the pass runs as is, and nothing of
+            # gradtrace touches its tensors.
+            return _run_unrecorded(engine, args, kwargs, recorders, "func")
+        func_label = transform_label(sys._getframe(1))
     if any(is_batched(g) for g in call.grads):
         # vmapped passes (is_grads_batched) carry batched tensors the hooks cannot summarise: run them as is.
         return _run_unrecorded(engine, args, kwargs, recorders, "batched")
     innermost = recorders[-1]
+    options = innermost.options
+    if func_label is not None:
+        # A torch.func.grad pass goes through the Python hooks, which read each wrapper's value a level down
+        # (tensors.py, func_passes.unwrapped) and allocate nothing that outlives the pass; the native recorder
+        # keeps process-wide pools and caches, where one wrapper made under the transform once broke every later
+        # pass. No local Jacobians: re-running a node would run it on the transform's wrappers and saved
+        # tensors; the trace's options say so (jacobian_limit 0).
+        options = dataclasses.replace(options, jacobian_limit=0)
     indices = [r._next_index() for r in recorders]
     frame = user_frame(sys._getframe(1))
     tagger = next((r._tagger for r in reversed(recorders) if r._tagger is not None), None)
     pas = PassRecorder(
         call=call,
-        options=innermost.options,
+        options=options,
         names=NameBook(innermost.names, frame),
         source=frame_source(frame),
         modules=None if tagger is None else tagger.classes,
+        in_transform=func_label is not None,
     )
     running = running_passes()
     parent = running[-1] if running else None  # a pass started from inside a node of this one
+    outside: Callable[[], AbstractContextManager[Any]] = nullcontext if func_label is None else outside_transforms
     with collector_paused():
-        return _run_and_record(engine, args, kwargs, pas, recorders, indices, running, parent)
+        return _run_and_record(engine, args, kwargs, pas, recorders, indices, running, parent, outside, func_label)
 
 
 def _run_and_record(
@@ -485,9 +610,14 @@ def _run_and_record(
     indices: list[int],
     running: list[PassRecorder],
     parent: PassRecorder | None,
+    outside: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    label: str | None = None,
 ) -> Any:
+    """`outside`: around gradtrace's own work when the pass runs in a torch.func transform (never around the
+    engine); `label`: the pass's own label (the transform's name)."""
     try:
-        pas.install()
+        with outside():
+            pas.install()
     except Exception as exc:  # our failure to hook it must never cost the user their pass: run it unrecorded
         pas.remove()
         pas.release()
@@ -509,17 +639,24 @@ def _run_and_record(
                 parent.set_innermost(True)
     except BaseException as exc:
         pas.remove()
-        _finish_and_deliver(pas, recorders, indices, None, exc)
+        with outside():
+            _finish_and_deliver(pas, recorders, indices, None, exc, label)
         raise
     pas.remove()
-    _finish_and_deliver(pas, recorders, indices, result, None)
+    with outside():
+        _finish_and_deliver(pas, recorders, indices, result, None, label)
     if parent is not None:
         parent.nested_reached |= pas.reached
     return result
 
 
 def _finish_and_deliver(
-    pas: PassRecorder, recorders: list[Recorder], indices: list[int], result: Any, error: BaseException | None
+    pas: PassRecorder,
+    recorders: list[Recorder],
+    indices: list[int],
+    result: Any,
+    error: BaseException | None,
+    label: str | None = None,
 ) -> None:
     try:
         pas.harvest(result, error)
@@ -531,9 +668,9 @@ def _finish_and_deliver(
     finally:
         pas.release()
     assert pas.seen is not None  # harvest() returned
-    pending = _Pending(pas.seen)
+    pending = _Pending(pas.seen, label)
     for rec, index in zip(recorders, indices, strict=True):
-        rec._deliver(index, pending)
+        rec._deliver(index, pending, pas.facts)
 
 
 def _could_not_record(exc: Exception) -> None:
@@ -543,11 +680,22 @@ def _could_not_record(exc: Exception) -> None:
 class _Pending:
     """A recorded pass whose Trace is built on first request, once, for every record() block it belongs to."""
 
-    def __init__(self, seen: PassSeen) -> None:
+    def __init__(self, seen: PassSeen, label: str | None = None) -> None:
         self._seen: PassSeen | None = seen
+        self.label = label  # the pass's own label (a torch.func pass: its transform)
         self._trace: Trace | None = None
         self.error: str | None = None  # why the Trace could not be built
         self._lock = threading.Lock()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while the trace is built (or its samples reduced: sample_reduction.py)."""
+        return self._lock
+
+    @property
+    def table(self) -> Any:
+        """The pass's tensor table while its trace is not built yet, else None."""
+        return None if self._seen is None else self._seen.table
 
     def trace(self) -> Trace | None:
         with self._lock:
@@ -555,6 +703,8 @@ class _Pending:
                 seen, self._seen = self._seen, None
                 try:
                     self._trace = build_trace(seen)
+                    if self.label is not None:
+                        self._trace = dataclasses.replace(self._trace, label=self.label)
                 except Exception as exc:  # our bug: the pass ran fine, only its record is lost
                     _could_not_record(exc)
                     self.error = f"{type(exc).__name__}: {exc}"

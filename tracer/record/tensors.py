@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from ..model.records import MAX_VALUES, Capture, Stats, TensorInfo
+from .func_passes import unwrapped
+from .fused_stats import fused_stats
 
 SAMPLE_SIZE = 1024  # elements read from a large tensor in the default capture
 # Read as SAMPLE_SIZE // SAMPLE_BLOCK evenly spaced runs of consecutive elements. Measured on 285 gradients of
@@ -26,6 +28,8 @@ SAMPLE_BLOCK = 4
 # statistics are computed here (a large seed, a complex gradient's magnitudes). _READY: a tensor of another kind
 # (sparse, quantized, nested, a torch.func wrapper), summarised at once into its TensorInfo (see odd_info).
 _VALUES, _SAMPLE, _STATS, _SMALL, _EMPTY, _DEFER, _READY = range(7)
+
+SAMPLE, SMALL = _SAMPLE, _SMALL  # the kinds whose statistics can be computed early (sample_reduction.py)
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}
 
@@ -83,6 +87,7 @@ class TensorTable:
         self._norms: dict[int, tuple[float, int, int]] = {}  # handle -> exact (norm, nan, inf), once settled
         self._kept: dict[int, torch.Tensor] = {}  # capture="full": handle -> the whole tensor
         self._ready: dict[int, TensorInfo] = {}  # handle -> the summary of a tensor of another kind (_READY)
+        self._prestats: dict[int, Stats] = {}  # handle -> statistics computed before finish (reduce_samples)
         self._rows = _Rows()
 
     def __len__(self) -> int:
@@ -139,9 +144,12 @@ class TensorTable:
         return self._new(tensor, exact, copy, exact_norm, keep_copy)
 
     def _new(self, original: torch.Tensor, exact: bool, copy: bool, exact_norm: bool, keep_copy: bool = False) -> int:
-        if not readable(original):
+        tensor: torch.Tensor | None = original
+        if _is_functorch_wrapped(original):  # a torch.func.grad pass's: its value, a level down (func_passes.py)
+            tensor = unwrapped(original)  # None for vmap's batches: summarised by odd_info (shape only)
+        if tensor is None or not readable(tensor):
             return self._add_ready(odd_info(original, self.max_values))
-        tensor = original.detach() if original.requires_grad else original  # create_graph: values, not the graph
+        tensor = tensor.detach() if tensor.requires_grad else tensor  # create_graph: values, not the graph
         numel = tensor.numel()
         handle = len(self._kind)
         self._meta.append(
@@ -221,6 +229,49 @@ class TensorTable:
         self._norms.update(self._exact_norms())
         self._want_norm = {}
 
+    def compact(self) -> None:
+        """The end of the pass: the rows in use copied into one tight tensor per dtype and device, the row blocks
+        and the lookups by identity let go (no add follows). A pass recorded but not read yet then holds only its
+        samples, not a block of 256 rows (1 MiB of float32) and a weak reference per tensor."""
+        self.settle()
+        groups: dict[tuple[torch.dtype, torch.device], list[int]] = {}
+        for handle, payload in enumerate(self._payload):
+            if payload is not None and self._kind[handle] in (_VALUES, _SMALL, _SAMPLE):
+                groups.setdefault((payload.dtype, payload.device), []).append(handle)
+        for handles in groups.values():
+            parts = [self._payload[h] for h in handles]
+            tight = torch.cat([p.reshape(-1) for p in parts if p is not None])
+            offset = 0
+            for h, part in zip(handles, parts, strict=True):
+                assert part is not None
+                length = part.numel()
+                self._payload[h] = tight[offset : offset + length].view(part.shape)
+                offset += length
+        self._rows = _Rows()
+        self._seen = {}
+        self._refs = [None] * len(self._refs)
+
+    def digest(self, handles: list[int]) -> list[tuple[float, float, float, int, int] | None]:
+        """(norm, max |x|, share of zeros, NaN count, Inf count) per handle, for the pass's digest, from the same
+        numbers its Trace shows: exact norms where taken (leaf gradients), max |x| and zeros of a large gradient
+        from its sample. None where nothing numeric is held."""
+        self.settle()
+        out: list[tuple[float, float, float, int, int] | None] = []
+        for h in handles:
+            kind = self._kind[h] if 0 <= h < len(self._kind) else None
+            stats: Stats | None = None
+            if kind == _EMPTY:
+                out.append((0.0, 0.0, 0.0, 0, 0))
+                continue
+            if kind in (_VALUES, _SMALL, _SAMPLE):
+                stats = self._sampled_stats([h], exact=kind != _SAMPLE, norms=self._norms)[0]
+            elif kind == _STATS:
+                stats = _stats_from_row(self._exact_row(h).tolist(), self._meta[h][3])
+            elif kind == _READY:
+                stats = self._ready[h].stats
+            out.append(None if stats is None else digest_numbers(stats))
+        return out
+
     def finish(self) -> list[TensorInfo]:
         """Every recorded tensor as TensorInfo (list index = handle); the table is empty afterwards."""
         infos: list[TensorInfo | None] = [None] * len(self._kind)
@@ -288,75 +339,122 @@ class TensorTable:
     def _sampled_stats(
         self, handles: list[int], *, exact: bool, norms: dict[int, tuple[float, int, int]]
     ) -> list[Stats]:
-        """Statistics of many small tensors or samples at once, as segments of one array.
-
-        numpy, not torch: these reductions are small, and torch would spread them over its threads, which
-        stall on a busy machine waiting for each other; numpy's run in this thread.
-        """
-        flat = [p.reshape(-1) for p in (self._payload[h] for h in handles) if p is not None]
-        lengths = [int(f.numel()) for f in flat]
-        joined = torch.cat(flat) if len({f.dtype for f in flat}) == 1 else torch.cat([f.double() for f in flat])
-        if joined.dtype not in (torch.float32, torch.float64):
-            joined = joined.double()  # float16/bfloat16 have no numpy twin; integers count exactly as float64
-        values = joined.cpu().numpy()
-        starts = np.cumsum([0, *lengths[:-1]])
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow to Inf is a finding, not an error
-            sumsq = np.add.reduceat(np.square(values, dtype=np.float64), starts)
-            total = np.add.reduceat(values, starts, dtype=np.float64)
-        nonzero = np.add.reduceat(values != 0, starts)
-        low = np.minimum.reduceat(values, starts)
-        high = np.maximum.reduceat(values, starts)
-        rescaled: dict[int, float] = {}
-        if np.isfinite(sumsq).all():  # a finite sum of squares rules out NaN and Inf in its segment
-            nans = infs = np.zeros(len(lengths), dtype=np.int64)
-        else:
-            nans, infs = np.add.reduceat(np.isnan(values), starts), np.add.reduceat(np.isinf(values), starts)
-            # Finite segments whose squares overflowed (|x| above ~1.3e154): their norm, scaled first (rare).
-            for r in np.flatnonzero(~np.isfinite(sumsq) & (nans == 0) & (infs == 0)).tolist():
-                segment = values[starts[r] : starts[r] + lengths[r]].astype(np.float64)
-                peak = float(np.abs(segment).max())
-                rescaled[r] = peak * float(np.sqrt(np.square(segment / peak).sum())) if peak else 0.0
-        table = zip(
-            handles,
-            sumsq.tolist(),
-            low.tolist(),
-            high.tolist(),
-            total.tolist(),
-            nonzero.tolist(),
-            nans.tolist(),
-            infs.tolist(),
-            lengths,
-            strict=True,
-        )
-        out = []
-        for r, (h, sq, lo, hi, tot, nz, nn, ni, n) in enumerate(table):
-            tot = _snap(tot, n, lo, hi)
-            if exact:
-                norm = rescaled[r] if r in rescaled else (math.sqrt(sq) if sq == sq else math.nan)
-                out.append(Stats(norm=norm, min=lo, max=hi, mean=tot / n, zeros=(n - nz) / n, nan=nn, inf=ni))
-                continue
-            exact_norm = norms.get(h)
-            if exact_norm is not None:
-                norm, nan_count, inf_count = exact_norm
-            elif r in rescaled:
-                norm, nan_count, inf_count = rescaled[r] * math.sqrt(self._meta[h][3] / n), 0, 0
-            else:
-                norm = math.sqrt(sq * self._meta[h][3] / n) if sq == sq else math.nan
-                nan_count, inf_count = nn, ni
-            out.append(
-                Stats(
-                    norm=norm,
-                    min=lo,
-                    max=hi,
-                    mean=tot / n,
-                    zeros=(n - nz) / n,
-                    nan=nan_count,
-                    inf=inf_count,
-                    sampled=n,
-                    norm_exact=exact_norm is not None,
-                )
+        """Statistics of many small tensors or samples at once (see segment_stats); the ones reduced earlier
+        (reduce_samples) as they were then."""
+        pre = self._prestats
+        todo = [h for h in handles if h not in pre]
+        fresh = (
+            segment_stats(
+                [self._payload[h] for h in todo],
+                [self._meta[h][3] for h in todo],
+                [norms.get(h) for h in todo],
+                exact=exact,
             )
+            if todo
+            else []
+        )
+        done = dict(zip(todo, fresh, strict=True))
+        return [pre[h] if h in pre else done[h] for h in handles]
+
+    def reducible(self) -> list[tuple[int, torch.Tensor, int, bool, tuple[float, int, int] | None]]:
+        """(handle, sample, numel, exact, exact norm) of every entry whose statistics can be computed now and its
+        values dropped: samples and whole small tensors too large to print (reduce_samples)."""
+        self.settle()
+        out = []
+        for h, kind in enumerate(self._kind):
+            payload = self._payload[h]
+            if kind in (_SMALL, _SAMPLE) and payload is not None and h not in self._prestats and h not in self._kept:
+                out.append((h, payload, self._meta[h][3], kind == _SMALL, self._norms.get(h)))
         return out
+
+    def take_stats(self, stats: dict[int, Stats], *, repack: bool = True) -> None:
+        """Statistics computed for reducible() entries: kept, and their samples let go."""
+        self._prestats.update(stats)
+        for h in stats:
+            self._payload[h] = None
+        if repack:
+            self.compact()  # the values still held, packed again without the samples let go
+
+
+def segment_stats(
+    payloads: list[torch.Tensor | None],
+    numels: list[int],
+    exact_norms: list[tuple[float, int, int] | None],
+    *,
+    exact: bool,
+) -> list[Stats]:
+    """Statistics of many small tensors or samples at once, as segments of one array: `numels` are the tensors'
+    sizes (a sample's norm is scaled to it), `exact_norms` the exact (norm, nan, inf) taken of some of them.
+    Each segment's numbers depend on its own values only, so any grouping of tables gives the same Stats.
+
+    numpy, not torch: these reductions are small, and torch would spread them over its threads, which
+    stall on a busy machine waiting for each other; numpy's run in this thread.
+    """
+    flat = [p.reshape(-1) for p in payloads if p is not None]
+    handles = list(range(len(flat)))
+    lengths = [int(f.numel()) for f in flat]
+    joined = torch.cat(flat) if len({f.dtype for f in flat}) == 1 else torch.cat([f.double() for f in flat])
+    if joined.dtype not in (torch.float32, torch.float64):
+        joined = joined.double()  # float16/bfloat16 have no numpy twin; integers count exactly as float64
+    values = joined.cpu().numpy()
+    starts = np.cumsum([0, *lengths[:-1]])
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow to Inf is a finding, not an error
+        sumsq = np.add.reduceat(np.square(values, dtype=np.float64), starts)
+        total = np.add.reduceat(values, starts, dtype=np.float64)
+    nonzero = np.add.reduceat(values != 0, starts)
+    low = np.minimum.reduceat(values, starts)
+    high = np.maximum.reduceat(values, starts)
+    rescaled: dict[int, float] = {}
+    if np.isfinite(sumsq).all():  # a finite sum of squares rules out NaN and Inf in its segment
+        nans = infs = np.zeros(len(lengths), dtype=np.int64)
+    else:
+        nans, infs = np.add.reduceat(np.isnan(values), starts), np.add.reduceat(np.isinf(values), starts)
+        # Finite segments whose squares overflowed (|x| above ~1.3e154): their norm, scaled first (rare).
+        for r in np.flatnonzero(~np.isfinite(sumsq) & (nans == 0) & (infs == 0)).tolist():
+            segment = values[starts[r] : starts[r] + lengths[r]].astype(np.float64)
+            peak = float(np.abs(segment).max())
+            rescaled[r] = peak * float(np.sqrt(np.square(segment / peak).sum())) if peak else 0.0
+    table = zip(
+        handles,
+        sumsq.tolist(),
+        low.tolist(),
+        high.tolist(),
+        total.tolist(),
+        nonzero.tolist(),
+        nans.tolist(),
+        infs.tolist(),
+        lengths,
+        strict=True,
+    )
+    out = []
+    for r, (h, sq, lo, hi, tot, nz, nn, ni, n) in enumerate(table):
+        tot = _snap(tot, n, lo, hi)
+        if exact:
+            norm = rescaled[r] if r in rescaled else (math.sqrt(sq) if sq == sq else math.nan)
+            out.append(Stats(norm=norm, min=lo, max=hi, mean=tot / n, zeros=(n - nz) / n, nan=nn, inf=ni))
+            continue
+        exact_norm = exact_norms[h]
+        if exact_norm is not None:
+            norm, nan_count, inf_count = exact_norm
+        elif r in rescaled:
+            norm, nan_count, inf_count = rescaled[r] * math.sqrt(numels[h] / n), 0, 0
+        else:
+            norm = math.sqrt(sq * numels[h] / n) if sq == sq else math.nan
+            nan_count, inf_count = nn, ni
+        out.append(
+            Stats(
+                norm=norm,
+                min=lo,
+                max=hi,
+                mean=tot / n,
+                zeros=(n - nz) / n,
+                nan=nan_count,
+                inf=inf_count,
+                sampled=n,
+                norm_exact=exact_norm is not None,
+            )
+        )
+    return out
 
 
 _is_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
@@ -435,8 +533,15 @@ def summarise(tensor: torch.Tensor | None, *, max_values: int = MAX_VALUES) -> T
 
 
 def exact_stats(t: torch.Tensor) -> torch.Tensor:
-    """Exact statistics as one float64 row (norm, min, max, sum, nonzero, nan, inf); one pass per reduction."""
+    """Exact statistics as one float64 row (norm, min, max, sum, nonzero, nan, inf): one pass over memory by the
+    native kernel (fused_stats.py) where it applies, else torch's reductions."""
     x = t if t.is_floating_point() else t.double()
+    row = fused_stats(x)
+    return reduced_stats(x) if row is None else row
+
+
+def reduced_stats(x: torch.Tensor) -> torch.Tensor:
+    """exact_stats by torch's reductions, one pass over memory per reduction (what the kernel must agree with)."""
     mn, mx = torch.aminmax(x)
     norm = torch.linalg.vector_norm(x)
     total = x.sum()
@@ -447,10 +552,16 @@ def exact_stats(t: torch.Tensor) -> torch.Tensor:
     else:
         nan, inf = torch.isnan(x).sum(), torch.isinf(x).sum()
         if x.is_cpu and x.is_floating_point() and int(nan) == 0 and int(inf) == 0:
-            norm = torch.tensor(_rescaled_norm(x))  # the squares overflowed, not the elements
+            norm = torch.tensor(_rescaled_norm(x), dtype=torch.float64)  # the squares overflowed, not the elements
     return torch.stack(
         [norm.double(), mn.double(), mx.double(), total.double(), nonzero.double(), nan.double(), inf.double()]
     )
+
+
+def digest_numbers(stats: Stats) -> tuple[float, float, float, int, int]:
+    """(norm, max |x|, zeros, NaN, Inf) of a summary: what a pass's digest keeps of a leaf's gradient."""
+    peak = math.inf if stats.inf else max(abs(stats.min), abs(stats.max))
+    return stats.norm, peak, stats.zeros, stats.nan, stats.inf
 
 
 def _snap(total: float, count: int, low: float, high: float) -> float:
@@ -506,3 +617,6 @@ def _sample_index(numel: int, device: torch.device | None) -> torch.Tensor:
         if len(_INDEX_CACHE) > 512:
             _INDEX_CACHE.popitem(last=False)
     return index
+
+
+sample_index = _sample_index  # the gradient samples' positions, which digest_builder.py reads parameters at too

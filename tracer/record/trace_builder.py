@@ -59,16 +59,20 @@ def _steps(
             total = seen.totals[i]
             v = (_same_as(v[0], None if total is None else infos[total]),)
         arrived[i] = v
+        vjp = tuple([infos_or_none[-1 if k is None else k] for k in vjp_handles[i]])
+        if local is None and seen.budget is not None and i in seen.done:
+            local = seen.budget.unspent(i, names[i], v, vjp, seen.options.jacobian_limit)
         op, note, note_kind = _op_and_note(seen, i, local)
         module = modules.get(i)
+        make = Step if local is None or local.later is None else local.later.step
         steps.append(
-            Step(
+            make(
                 id=ids[i],
                 name=names[i],
                 op=op,
                 executed=i in seen.done or i == seen.failing,
                 v=v,
-                vjp=tuple([infos_or_none[-1 if k is None else k] for k in vjp_handles[i]]),
+                vjp=vjp,
                 edges=tuple([_edge(None if t < 0 else ids[t], nr) for t, nr in seen.edges[i]]),
                 jacobian=local.jacobian if local else None,
                 check=local.check if local else None,

@@ -21,6 +21,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -57,6 +59,7 @@ struct Entry {
   bool identity = false;  // registered for reuse by object identity (not a copy)
   c10::weak_intrusive_ptr<c10::TensorImpl> ref{c10::intrusive_ptr<c10::TensorImpl>()};
   int64_t block = -1, row = -1;  // payload in rows: which block and row (its view is made on export)
+  int64_t tight = -1, at = 0;  // after compact(): payload in tight_[tight] from element `at` (view made on export)
   at::Tensor payload;  // otherwise: own clone, or the tensor kept for DEFER
   at::Tensor kept;  // capture="full": the whole gradient
   double norm = NAN;  // exact norm (leaf gradients), with its NaN and Inf counts
@@ -92,6 +95,17 @@ struct NoFunctorch {
 int64_t version_of(const at::Tensor& t) {
   // Tensors made under inference_mode have no version counter: never reused.
   return t.is_inference() ? -1 : static_cast<int64_t>(t._version());
+}
+
+at::Tensor fused_stats(const at::Tensor& t);  // below: exact statistics in one pass over memory
+
+// tensors.py's reduced_stats: the same row from torch's reductions, computed where the tensor is (no host sync).
+at::Tensor reduced_stats(const at::Tensor& t) {
+  const at::Tensor x = t.is_floating_point() ? t : t.to(at::kDouble);
+  const auto range = at::aminmax(x);
+  return at::stack({at::linalg_vector_norm(x, 2).to(at::kDouble), std::get<0>(range).to(at::kDouble),
+                    std::get<1>(range).to(at::kDouble), x.sum().to(at::kDouble), at::count_nonzero(x).to(at::kDouble),
+                    at::isnan(x).sum().to(at::kDouble), at::isinf(x).sum().to(at::kDouble)});
 }
 
 class Table {
@@ -152,6 +166,14 @@ class Table {
     } else if (n <= sample_size_) {
       e.kind = SMALL;
       copy_into_row(e, tensor);
+    } else if (exact_all_) {
+      // capture="stats": the seven numbers now (one read on the CPU; torch's reductions, left on the device, for
+      // what fused_stats does not read); nothing of the gradient is held
+      e.kind = STATS;
+      e.payload = fused_stats(tensor);
+      if (e.payload.numel() == 0) {
+        e.payload = reduced_stats(tensor);
+      }
     } else if (exact) {
       e.kind = DEFER;
       e.payload = copy ? tensor.clone() : tensor;
@@ -198,11 +220,7 @@ class Table {
     py::list out;
     for (auto& e : entries_) {
       py::object dtype = py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(torch::getTHPDtype(e.dtype)));
-      at::Tensor payload = e.payload;
-      if (e.block >= 0) {
-        const int64_t length = e.kind == SAMPLE ? sample_size_ : e.numel;
-        payload = row_view(e, length);
-      }
+      const at::Tensor payload = held(e);
       out.append(py::make_tuple(
           e.kind,
           py::tuple(py::cast(e.shape)),
@@ -218,6 +236,7 @@ class Table {
   }
 
   void clear() {
+    tight_.clear();
     entries_.clear();
     seen_.clear();
     by_storage_.clear();
@@ -226,6 +245,233 @@ class Table {
   }
 
   ~Table() { give_back_blocks(); }
+
+  // The end of the pass: the used part of every row copied into one tight tensor per kind of row (dtype,
+  // device), the blocks given back to the pool at once, and the lookups by identity dropped (no add follows).
+  // Why: a pass recorded but not read yet would otherwise pin a block of 256 rows (1 MiB of float32) and a weak
+  // reference to every tensor it saw, until its Trace is built — 1 MiB per step of a training loop.
+  void compact() {
+    settle();
+    std::unordered_map<int64_t, int64_t> total;  // block -> used elements (the rows of one block share a kind)
+    std::vector<int64_t> kind_of_block(blocks_.size(), -1);
+    for (size_t r = 0; r < rows_.size(); ++r) {
+      for (int64_t b : rows_[r].blocks) {
+        kind_of_block[b] = static_cast<int64_t>(r);
+      }
+    }
+    std::vector<int64_t> used(rows_.size(), 0);
+    for (const Entry& e : entries_) {
+      if (e.block >= 0) {
+        used[kind_of_block[e.block]] += row_length(e);
+      }
+    }
+    std::vector<int64_t> offset(rows_.size(), 0);
+    NoFunctorch plain;
+    tight_.assign(rows_.size(), at::Tensor());
+    for (size_t r = 0; r < rows_.size(); ++r) {
+      if (used[r] > 0) {
+        tight_[r] = at::empty({used[r]}, at::TensorOptions().dtype(rows_[r].dtype).device(rows_[r].device));
+      }
+    }
+    for (Entry& e : entries_) {
+      if (e.block >= 0) {
+        const int64_t r = kind_of_block[e.block], length = row_length(e);
+        const at::Tensor& to = tight_[r];
+        if (to.is_cpu()) {  // a memcpy per row: no tensor made per entry at the end of every pass
+          const int64_t size = to.element_size();
+          std::memcpy(static_cast<char*>(to.data_ptr()) + offset[r] * size,
+                      static_cast<const char*>(blocks_[e.block].const_data_ptr()) + e.row * sample_size_ * size,
+                      length * size);
+        } else {
+          to.narrow(0, offset[r], length).copy_(row_view(e, length));
+        }
+        e.tight = r;
+        e.at = offset[r];
+        offset[r] += length;
+        e.block = e.row = -1;
+      }
+      e.ref = c10::weak_intrusive_ptr<c10::TensorImpl>(c10::intrusive_ptr<c10::TensorImpl>());
+      e.storage = c10::weak_intrusive_ptr<c10::StorageImpl>(c10::intrusive_ptr<c10::StorageImpl>());
+    }
+    give_back_blocks();
+    rows_.clear();
+    seen_ = {};
+    by_storage_ = {};
+    entries_.shrink_to_fit();
+  }
+
+  // Let go of these entries' values (their statistics were computed from them in Python: sample_reduction.py);
+  // the other rows are packed tight again.
+  void drop(const std::vector<int64_t>& handles) {
+    std::vector<bool> gone(entries_.size(), false);
+    for (int64_t h : handles) {
+      if (h >= 0 && h < static_cast<int64_t>(entries_.size())) {
+        gone[h] = true;
+      }
+    }
+    const std::vector<at::Tensor> old = std::move(tight_);
+    std::vector<int64_t> used(old.size(), 0);
+    for (size_t k = 0; k < entries_.size(); ++k) {
+      if (entries_[k].tight >= 0 && !gone[k]) {
+        used[entries_[k].tight] += row_length(entries_[k]);
+      }
+    }
+    NoFunctorch plain;
+    tight_.assign(old.size(), at::Tensor());
+    for (size_t r = 0; r < old.size(); ++r) {
+      if (used[r] > 0) {
+        tight_[r] = at::empty({used[r]}, old[r].options());
+      }
+    }
+    std::vector<int64_t> offset(old.size(), 0);
+    for (size_t k = 0; k < entries_.size(); ++k) {
+      Entry& e = entries_[k];
+      if (gone[k]) {
+        e.payload = at::Tensor();
+      }
+      if (e.tight < 0) {
+        continue;
+      }
+      if (gone[k]) {
+        e.tight = -1;
+        continue;
+      }
+      const int64_t length = row_length(e);
+      tight_[e.tight].narrow(0, offset[e.tight], length).copy_(old[e.tight].narrow(0, e.at, length));
+      e.at = offset[e.tight];
+      offset[e.tight] += length;
+    }
+  }
+
+  at::Tensor value_samples(const std::vector<at::Tensor>& values) {
+    NoFunctorch plain;
+    int64_t total = 0;
+    for (const at::Tensor& t : values) {
+      total += std::min(t.numel(), sample_size_);
+    }
+    at::Tensor out = at::empty({total}, at::TensorOptions().dtype(at::kDouble));
+    double* dst = out.data_ptr<double>();
+    const bool fits = sample_size_ % sample_block_ == 0 && sample_size_ / sample_block_ <= kMaxSampleRuns;
+    std::vector<float> floats(sample_size_);
+    for (const at::Tensor& original : values) {
+      const at::Tensor& t = original;  // read only
+      const int64_t n = t.numel(), m = std::min(n, sample_size_);
+      if (n <= sample_size_ && plain_cpu(t) && t.scalar_type() == at::kFloat) {
+        const float* src = t.const_data_ptr<float>();
+        for (int64_t k = 0; k < m; ++k) {
+          dst[k] = static_cast<double>(src[k]);
+        }
+      } else if (n <= sample_size_) {
+        out.narrow(0, dst - out.data_ptr<double>(), m).copy_(t.reshape(-1));
+      } else if (fits && strided_cpu(t) && t.scalar_type() == at::kFloat) {
+        gather<uint32_t>(t, sample_index(n, t.device()), reinterpret_cast<char*>(floats.data()));
+        for (int64_t k = 0; k < m; ++k) {
+          dst[k] = static_cast<double>(floats[k]);
+        }
+      } else {
+        out.narrow(0, dst - out.data_ptr<double>(), m).copy_(at::take(t, sample_index(n, t.device())));
+      }
+      dst += m;
+    }
+    return out;
+  }
+
+  // (norm, max |x|, share of zeros, NaN count, Inf count) per handle, for the pass's digest (digest_builder.py):
+  // the exact norm and counts when one was taken (leaf gradients), else those of the values held; max |x| and
+  // the zeros of a large gradient are its sample's. None where nothing numeric is held.
+  py::tuple digest(const std::vector<int64_t>& handles) {
+    settle();
+    py::list out;
+    for (int64_t h : handles) {
+      if (h < 0 || h >= static_cast<int64_t>(entries_.size())) {
+        out.append(py::none());
+        continue;
+      }
+      const Entry& e = entries_[h];
+      if (e.kind == EMPTY) {
+        out.append(py::make_tuple(0.0, 0.0, 0.0, 0, 0));
+        continue;
+      }
+      const void* raw = raw_cpu(e);  // a row or a part of the tight tensor on the CPU: read in place, no tensor
+      if (raw != nullptr) {
+        out.append(digest_numbers(e, raw, e.dtype, row_length(e)));
+        continue;
+      }
+      at::Tensor data;
+      if (e.kind == VALUES || e.kind == SMALL || e.kind == SAMPLE) {
+        data = held(e);
+      } else if (e.kind == DEFER && e.payload.defined() && !e.complex_magnitudes && !odd(e.payload)) {
+        data = e.payload;
+      }
+      if (!data.defined() || !(data.is_floating_point() || data.is_complex())) {
+        out.append(py::none());
+        continue;
+      }
+      NoFunctorch plain;
+      at::Tensor x = data.is_complex() ? data.abs() : data;
+      if (!(x.is_cpu() && x.is_contiguous() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble))) {
+        x = x.reshape(-1).to(at::kDouble).cpu().contiguous();
+      }
+      out.append(digest_numbers(e, x.const_data_ptr(), x.scalar_type(), x.numel()));
+    }
+    return py::tuple(out);
+  }
+
+  // A CPU float32/float64 entry's values in a row or the tight tensor, else nullptr.
+  const void* raw_cpu(const Entry& e) const {
+    if (!(e.kind == VALUES || e.kind == SMALL || e.kind == SAMPLE) || !e.device.is_cpu() ||
+        !(e.dtype == at::kFloat || e.dtype == at::kDouble)) {
+      return nullptr;
+    }
+    const int64_t size = e.dtype == at::kFloat ? 4 : 8;
+    if (e.block >= 0) {
+      return static_cast<const char*>(blocks_[e.block].const_data_ptr()) + e.row * sample_size_ * size;
+    }
+    if (e.tight >= 0) {
+      return static_cast<const char*>(tight_[e.tight].const_data_ptr()) + e.at * size;
+    }
+    return nullptr;
+  }
+
+  py::tuple digest_numbers(const Entry& e, const void* data, at::ScalarType dtype, int64_t n) const {
+    {
+      double sumsq = 0, peak_finite = 0;
+      int64_t nan = 0, inf = 0, zero = 0;
+      auto scan = [&](auto* values) {  // one pass in this thread: a few hundred numbers, no kernel launches
+        for (int64_t k = 0; k < n; ++k) {
+          const double v = static_cast<double>(values[k]);
+          if (std::isnan(v)) {
+            ++nan;
+          } else if (std::isinf(v)) {
+            ++inf;
+          } else {
+            sumsq += v * v;
+            peak_finite = std::max(peak_finite, std::abs(v));
+            zero += v == 0 ? 1 : 0;
+          }
+        }
+      };
+      if (dtype == at::kFloat) {
+        scan(static_cast<const float*>(data));
+      } else {
+        scan(static_cast<const double*>(data));
+      }
+      const double zeros = n ? static_cast<double>(zero) / static_cast<double>(n) : 0.0;
+      double norm;
+      int64_t nans = nan, infs = inf;
+      if (e.has_norm) {
+        norm = e.norm;
+        nans = e.nan;
+        infs = e.inf;
+      } else {
+        const double sq = (nan || inf) ? (nan ? NAN : INFINITY) : std::sqrt(sumsq);
+        norm = e.kind == SAMPLE ? sq * std::sqrt(static_cast<double>(e.numel) / static_cast<double>(n)) : sq;
+      }
+      // the largest finite magnitude, Inf when there is one; NaN only when nothing else is there
+      const double peak = infs > 0 ? INFINITY : (nan == n ? NAN : peak_finite);
+      return py::make_tuple(norm, peak, zeros, nans, infs);
+    }
+  }
 
   int64_t size() const { return static_cast<int64_t>(entries_.size()); }
 
@@ -344,6 +590,19 @@ class Table {
   }
 
  private:
+  int64_t row_length(const Entry& e) const { return e.kind == SAMPLE ? sample_size_ : e.numel; }
+
+  // What an entry holds, as a tensor: its row, its part of the tight tensor, or its own payload.
+  at::Tensor held(const Entry& e) const {
+    if (e.block >= 0) {
+      return row_view(e, row_length(e));
+    }
+    if (e.tight >= 0) {
+      return tight_[e.tight].narrow(0, e.at, row_length(e));
+    }
+    return e.payload;
+  }
+
   at::Tensor row_view(const Entry& e, int64_t length) const {
     return blocks_[e.block].select(0, e.row).narrow(0, 0, length);
   }
@@ -554,11 +813,17 @@ class Table {
  private:
   int64_t max_values_, sample_size_, sample_block_;
   bool keep_full_;
+
+ public:
+  bool exact_all_ = false;  // capture="stats": exact statistics of every tensor too large to keep (fused_stats)
+
+ private:
   std::vector<Entry> entries_;
   std::unordered_map<c10::TensorImpl*, int64_t> seen_;
   std::unordered_map<c10::StorageImpl*, int64_t> by_storage_;
   std::vector<at::Tensor> blocks_;
   std::vector<Rows> rows_;
+  std::vector<at::Tensor> tight_;  // after compact(): the rows' used parts, one tensor per kind of row
 };
 
 class Pass;
@@ -756,8 +1021,11 @@ class Pass {
     }
     if (jacobian_limit_ > 0 && fits(grad_outputs) && fits(grad_inputs) && !jacobian_.is_none()) {
       // Small enough for its local Jacobian: that calls the node again, which is Python's job.
+      // False: the pass's budget of local Jacobians is spent (jacobian_budget.py): no more calls this pass.
       py::gil_scoped_acquire gil;
-      jacobian_(i, grad_inputs, grad_outputs);
+      if (jacobian_(i, grad_inputs, grad_outputs).is(py::bool_(false))) {
+        jacobian_ = py::none();
+      }
     }
   }
 
@@ -766,6 +1034,20 @@ class Pass {
   double hook_seconds() const { return static_cast<double>(hook_ns_) * 1e-9; }
 
   py::tuple handles() const { return py::make_tuple(py::cast(v_), py::cast(vjp_)); }
+
+  // Parameters' value samples for the pass's digest (digest_builder.py), as one float64 tensor: each whole up to
+  // sample_size elements, else the elements at the positions its gradient is sampled at. A None for a tensor
+  // this cannot read (then digest_builder.py reads it).
+  at::Tensor value_samples(const std::vector<at::Tensor>& values) { return table.value_samples(values); }
+
+  // One node's v handle (-1 when it has none): what a leaf's gradient is, without exporting every node's.
+  int64_t v_handle(int64_t node, int64_t slot) const {
+    if (node < 0 || node >= static_cast<int64_t>(v_.size()) || slot < 0 ||
+        slot >= static_cast<int64_t>(v_[node].size())) {
+      return -1;
+    }
+    return v_[node][slot];
+  }
 
   Table table;
 
@@ -823,12 +1105,189 @@ ag::variable_list Hook::operator()(const ag::variable_list& grad_inputs, const a
   return grad_inputs;
 }
 
+// ---- Exact statistics in one pass over memory (capture="stats"; tracer/record/tensors.py's exact_stats) ----
+//
+// norm, min, max, sum, nonzero count, NaN count and Inf count of a tensor, each element read once, instead of
+// the five reductions (aminmax, vector_norm, sum, count_nonzero, isnan/isinf) that read it five times. Sums
+// and squares accumulate in blocks of sixteen-lane float sums added in double (see fused_chunk), per
+// chunk (the compiler keeps them in vector registers), and the chunks (fixed size, so the result does not
+// depend on the number of threads) are combined in order.
+struct FusedPart {
+  double sum = 0, squares = 0, low = INFINITY, high = -INFINITY;
+  int64_t nonzero = 0, nan = 0, inf = 0;
+};
+
+constexpr int64_t kFusedChunk = 1 << 16;
+
+// An element as double: float16 and bfloat16 through float (their own conversion), float and double as they are.
+inline double widen(double x) { return x; }
+template <typename T>
+inline double widen(T x) {
+  return static_cast<double>(static_cast<float>(x));
+}
+
+// Sum, squares, NaN and Inf of data[begin, end) element by element in double (no min/max/zeros: the caller's).
+template <typename T>
+void fused_exactly(const T* data, int64_t begin, int64_t end, FusedPart& part) {
+  for (int64_t i = begin; i < end; ++i) {
+    const double x = widen(data[i]);
+    part.nan += std::isnan(x);
+    part.inf += std::isinf(x);
+    part.sum += x;
+    part.squares += x * x;
+  }
+}
+
+// The chunk loop is compiled at -O3 (vectorised: the sixteen lanes fill vector registers), and twice on x86-64:
+// for AVX2 and for the baseline, picked at run time (fused_chunk_for).
+#pragma GCC push_options
+#pragma GCC optimize("O3")
+
+template <typename T>
+inline __attribute__((always_inline)) FusedPart fused_chunk(const T* data, int64_t begin, int64_t end) {
+  // Blocks of kBlock elements: inside a block, kLanes float lanes (a float64 tensor: double lanes) add 16
+  // values each, a rounding error of a few float ulps; each block's sums are then added in double. A block
+  // whose squares are not finite (NaN, Inf, or float32 squares beyond 3.4e38) is read again in double and its
+  // NaN and Inf counted: rare, and exact.
+  using Acc = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
+  constexpr int kLanes = 16;
+  constexpr int64_t kBlock = kLanes * 16;
+  FusedPart part;
+  Acc low[kLanes], high[kLanes];
+  for (int k = 0; k < kLanes; ++k) {
+    low[k] = std::numeric_limits<Acc>::infinity();
+    high[k] = -std::numeric_limits<Acc>::infinity();
+  }
+  int64_t start = begin;
+  for (; start + kBlock <= end; start += kBlock) {
+    Acc sum[kLanes] = {}, squares[kLanes] = {};
+    int32_t nonzero[kLanes] = {};
+    for (int64_t i = start; i < start + kBlock; i += kLanes) {
+      for (int k = 0; k < kLanes; ++k) {
+        const Acc x = static_cast<Acc>(data[i + k]);
+        sum[k] += x;
+        squares[k] += x * x;
+        low[k] = x < low[k] ? x : low[k];
+        high[k] = x > high[k] ? x : high[k];
+        nonzero[k] += x != Acc(0);
+      }
+    }
+    double block_sum = 0, block_squares = 0;
+    for (int k = 0; k < kLanes; ++k) {
+      block_sum += sum[k];
+      block_squares += squares[k];
+      part.nonzero += nonzero[k];
+    }
+    if (std::isfinite(block_squares)) {
+      part.sum += block_sum;
+      part.squares += block_squares;
+    } else {
+      fused_exactly(data, start, start + kBlock, part);
+    }
+  }
+  for (int k = 0; k < kLanes; ++k) {
+    part.low = low[k] < part.low ? low[k] : part.low;
+    part.high = high[k] > part.high ? high[k] : part.high;
+  }
+  if (start < end) {  // the ragged tail: element by element, in double
+    for (int64_t i = start; i < end; ++i) {
+      const double x = widen(data[i]);
+      part.low = x < part.low ? x : part.low;
+      part.high = x > part.high ? x : part.high;
+      part.nonzero += x != 0.0;
+    }
+    fused_exactly(data, start, end, part);
+  }
+  return part;
+}
+
+template <typename T>
+FusedPart fused_chunk_baseline(const T* data, int64_t begin, int64_t end) {
+  return fused_chunk<T>(data, begin, end);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+template <typename T>
+__attribute__((target("avx2,fma"))) FusedPart fused_chunk_avx2(const T* data, int64_t begin, int64_t end) {
+  return fused_chunk<T>(data, begin, end);
+}
+#endif
+
+#pragma GCC pop_options
+
+template <typename T>
+FusedPart fused_chunk_for(const T* data, int64_t begin, int64_t end) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2) {
+    return fused_chunk_avx2<T>(data, begin, end);
+  }
+#endif
+  return fused_chunk_baseline<T>(data, begin, end);
+}
+
+// One float64 row (norm, min, max, sum, nonzero, nan, inf), or an empty tensor for what this does not read (not
+// on the CPU, not dense and contiguous, not float16/bfloat16/float32/float64, no elements): tensors.py then
+// uses torch's reductions. A float64 tensor whose squares overflow gives norm inf: tensors.py rescales it.
+at::Tensor fused_stats(const at::Tensor& given) {
+  const auto type = given.scalar_type();
+  const bool readable = given.defined() && given.device().is_cpu() && given.layout() == at::kStrided &&
+                        given.numel() > 0 && !functorch_wrapped(given) &&
+                        (type == at::kFloat || type == at::kDouble || type == at::kHalf || type == at::kBFloat16);
+  if (!readable) {
+    return at::empty({0}, at::kDouble);
+  }
+  // A transposed or expanded gradient: one copy (freed at once), then one read; still fewer than five.
+  const at::Tensor t = given.is_contiguous() && !given.is_neg() ? given : given.contiguous().resolve_neg();
+  const int64_t n = t.numel();
+  const int64_t chunks = (n + kFusedChunk - 1) / kFusedChunk;
+  std::vector<FusedPart> parts(static_cast<size_t>(chunks));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, type, "fused_stats", [&] {
+    const scalar_t* data = t.const_data_ptr<scalar_t>();
+    at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+      for (int64_t c = first; c < last; ++c) {
+        parts[static_cast<size_t>(c)] = fused_chunk_for<scalar_t>(data, c * kFusedChunk, std::min(n, (c + 1) * kFusedChunk));
+      }
+    });
+  });
+  FusedPart all;
+  for (const auto& part : parts) {  // in chunk order: the same sums for any number of threads
+    all.sum += part.sum;
+    all.squares += part.squares;
+    all.low = part.low < all.low ? part.low : all.low;
+    all.high = part.high > all.high ? part.high : all.high;
+    all.nonzero += part.nonzero;
+    all.nan += part.nan;
+    all.inf += part.inf;
+  }
+  if (all.nan > 0) {  // as torch.aminmax: NaN anywhere makes both NaN
+    all.low = all.high = NAN;
+  }
+  double norm = std::sqrt(all.squares);
+  if (std::isinf(norm) && all.nan == 0 && all.inf == 0) {
+    // float64 elements whose squares overflow: the norm of the elements scaled by the largest magnitude (rare)
+    const double peak = std::max(std::fabs(all.low), std::fabs(all.high));
+    norm = peak * at::linalg_vector_norm(t.to(at::kDouble) / peak, 2).item<double>();
+  }
+  at::Tensor row = at::empty({7}, at::kDouble);
+  double* out = row.data_ptr<double>();
+  out[0] = norm;
+  out[1] = all.low;
+  out[2] = all.high;
+  out[3] = all.sum;
+  out[4] = static_cast<double>(all.nonzero);
+  out[5] = static_cast<double>(all.nan);
+  out[6] = static_cast<double>(all.inf);
+  return row;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "gradtrace's native post-hooks and tensor table (see tracer/record/native/loader.py)";
   m.def("live_hooks", []() { return live_hooks.load(); });
   m.def("pooled_blocks", []() { return Table::pool_counts(); });
+  m.def("fused_stats", &fused_stats);  // exact statistics in one pass (tensors.py's exact_stats)
   py::class_<Pass>(m, "Pass")
       .def(py::init<int64_t, int64_t, int64_t, bool, int64_t>())
       .def("walk", &Pass::walk)
@@ -843,7 +1302,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
              return self.table.add(t, exact, copy, fresh, exact_norm, keep_copy);
            })
       .def("size", [](Pass& self) { return self.table.size(); })
+      .def("exact_statistics", [](Pass& self) { self.table.exact_all_ = true; })
       .def("export_entries", [](Pass& self) { return self.table.export_entries(); })
       .def("settle", [](Pass& self) { self.table.settle(); })
-      .def("clear", [](Pass& self) { self.table.clear(); });
+      .def("clear", [](Pass& self) { self.table.clear(); })
+      .def("compact", [](Pass& self) { self.table.compact(); })
+      .def("drop", [](Pass& self, const std::vector<int64_t>& handles) { self.table.drop(handles); })
+      .def("value_samples", &Pass::value_samples)
+      .def("digest", [](Pass& self, const std::vector<int64_t>& handles) { return self.table.digest(handles); })
+      .def("v_handle", [](const Pass& self, int64_t node, int64_t slot) { return self.v_handle(node, slot); });
 }

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from ...model.records import Capture, TensorInfo
-from ..tensors import TensorTable, odd_info, readable
+from ...model.records import Capture, Stats, TensorInfo
+from ..tensors import SAMPLE, SMALL, TensorTable, digest_numbers, odd_info, readable
 
 _PLACEHOLDER = torch.empty(0)  # what stands in the native table for a tensor summarised here (odd_info)
 
@@ -21,6 +21,7 @@ class NativeTable:
         self.capture = capture
         self.max_values = max_values
         self._ready: dict[int, TensorInfo] = {}  # handle -> a tensor of another kind, summarised at once
+        self._prestats: dict[int, Stats] = {}  # handle -> statistics computed before finish (sample_reduction.py)
 
     def __len__(self) -> int:
         return int(self._pass.size())
@@ -51,9 +52,42 @@ class NativeTable:
         """Read the exact norms the hooks took (one device sync) and let go of those tensors."""
         self._pass.settle()
 
+    def compact(self) -> None:
+        """The end of the pass: samples packed tight, the native row blocks back in their pool (native_hooks.cpp)."""
+        self._pass.compact()
+
+    def digest(self, handles: list[int]) -> list[tuple[float, float, float, int, int] | None]:
+        """As TensorTable.digest, computed by the native table."""
+        ready = self._ready
+        numbers = list(self._pass.digest(handles))
+        for k, h in enumerate(handles):
+            info = ready.get(h)
+            if info is not None:
+                numbers[k] = None if info.stats is None else digest_numbers(info.stats)
+        return [None if n is None else (float(n[0]), float(n[1]), float(n[2]), int(n[3]), int(n[4])) for n in numbers]
+
+    def reducible(self) -> list[tuple[int, torch.Tensor, int, bool, tuple[float, int, int] | None]]:
+        """As TensorTable.reducible, from the native table's entries."""
+        out = []
+        for h, (kind, _, _, _, numel, payload, whole, norm, _) in enumerate(self._pass.export_entries()):
+            if kind in (SMALL, SAMPLE) and payload is not None and whole is None and h not in self._prestats:
+                out.append((h, payload, numel, kind == SMALL, norm))
+        return out
+
+    def take_stats(self, stats: dict[int, Stats]) -> None:
+        """As TensorTable.take_stats: the native table lets go of those samples."""
+        self._prestats.update(stats)
+        self._pass.drop(list(stats))
+
+    def v_handle(self, node: int, slot: int) -> int | None:
+        """The handle of the gradient that arrived at a node's input `slot` (None: none arrived)."""
+        handle = int(self._pass.v_handle(node, slot))
+        return None if handle < 0 else handle
+
     def finish(self) -> list[TensorInfo]:
         table = TensorTable(self.capture, self.max_values)
         table.absorb(self._pass.export_entries())
+        table.take_stats(self._prestats, repack=False)
         self._pass.clear()
         infos = table.finish()
         for handle, info in self._ready.items():
