@@ -7,16 +7,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..model.forward_events import ForwardOp, ForwardRecord, OpKind, TensorSeen
+from ..model.forward_events import ForwardOp, ForwardRecord, OpKind, TensorSeen, cut_cause
 from ..model.why_records import Cause
 
 Slot = tuple[int, int]  # (op index, output position): one tensor as one call left it
-
-_FLOATING = ("float", "double", "half", "bfloat16", "complex")
-
-
-def is_floating(dtype: str) -> bool:
-    return dtype.startswith(_FLOATING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,21 +31,6 @@ class Flow:
     cuts: list[Cut] = field(default_factory=list)
     escapes: list[ForwardOp] = field(default_factory=list)  # values from it left torch (.item(), .tolist(), .numpy())
     uses: list[ForwardOp] = field(default_factory=list)  # calls that took it (or what came from it) as input
-
-
-def cut_cause(op: ForwardOp, out: TensorSeen) -> Cause:
-    """Why this call's output carries no gradient though an input did."""
-    if op.kind is OpKind.DETACH:
-        return Cause.DETACH
-    if op.kind is OpKind.DATA:
-        return Cause.DATA
-    if not op.grad_enabled or op.inference:
-        return Cause.NO_GRAD
-    if op.kind is OpKind.FROM_VALUES:
-        return Cause.RECREATED
-    if not is_floating(out.dtype):
-        return Cause.INTEGER
-    return Cause.CUT
 
 
 def flow_from(record: ForwardRecord, serial: int, *, carries_grad: bool) -> Flow:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from ..model.forward_events import ForwardOp, ForwardRecord, OpKind, TensorSeen
+from ..model.forward_events import ForwardOp, ForwardRecord, OpKind, TensorSeen, cut_cause
 from ..model.records import NoteKind, Trace
 from ..model.why_records import Cause, PathStep, WhyAnswer
-from .forward_flow import ancestry, chain, cut_cause, output_slots
+from .forward_flow import ancestry, chain, output_slots
 from .why_missing import CUT_WORDS, cut_name
 from .why_text import answer_at, node_of, op_path_steps, output_name, output_step
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from .why_records import Cause
+
 Shape = tuple[int, ...]
 
 
@@ -69,3 +71,25 @@ class ForwardRecord:
     @property
     def backward_calls(self) -> list[ForwardOp]:
         return [op for op in self.ops if op.kind is OpKind.BACKWARD]
+
+
+_FLOATING = ("float", "double", "half", "bfloat16", "complex")
+
+
+def is_floating(dtype: str) -> bool:
+    return dtype.startswith(_FLOATING)
+
+
+def cut_cause(op: ForwardOp, out: TensorSeen) -> Cause:
+    """Why this call's output carries no gradient though an input did."""
+    if op.kind is OpKind.DETACH:
+        return Cause.DETACH
+    if op.kind is OpKind.DATA:
+        return Cause.DATA
+    if not op.grad_enabled or op.inference:
+        return Cause.NO_GRAD
+    if op.kind is OpKind.FROM_VALUES:
+        return Cause.RECREATED
+    if not is_floating(out.dtype):
+        return Cause.INTEGER
+    return Cause.CUT

@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import ValuesNotKeptError
 from .seam import Displayable, upstairs
+from .why_records import StubCause
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; importing the model must stay cheap
     import networkx
@@ -413,6 +414,8 @@ class Trace:
     torch_version: str = ""
     rank: int | None = None  # torch.distributed rank of the process that recorded the pass, when initialised
     modules: Mapping[str, str] = field(default_factory=dict)  # module path -> class name (module view)
+    # why each dashed "no grad" stub has no gradient, and the line that cut it: only with record(forward=True)
+    stubs: tuple[StubCause, ...] = ()
 
     @property
     def steps(self) -> list[Step]:
@@ -434,6 +437,14 @@ class Trace:
     @cached_property
     def _nodes_by_id(self) -> dict[int, Step]:
         return {n.id: n for n in self.nodes}
+
+    def stub(self, step: int, edge: int) -> StubCause | None:
+        """Why next edge `edge` of node `step` has no target (recorded with forward=True), else None."""
+        return self._stubs_by_edge.get((step, edge))
+
+    @cached_property
+    def _stubs_by_edge(self) -> dict[tuple[int, int], StubCause]:
+        return {(s.step, s.edge): s for s in self.stubs}
 
     def edges(self) -> Iterator[tuple[Step, int, Edge, TensorInfo | None]]:
         """Every next edge as (source node, edge index, edge, gradient sent along it)."""

@@ -62,7 +62,10 @@ def dumps(trace: Trace, *, indent: int | None = 1) -> str:
     surrogate held as two characters of one str are, to JSON, the escape of the one character they pair to, and
     load back as it.)
     """
-    document = {"format": FORMAT, "version": VERSION, "trace": to_plain(trace)}
+    plain = to_plain(trace)
+    if not plain["stubs"]:  # written only when recorded with forward=True: other files stay as they were
+        del plain["stubs"]
+    document = {"format": FORMAT, "version": VERSION, "trace": plain}
     return _json_text(document, indent)
 
 

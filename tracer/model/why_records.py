@@ -96,3 +96,23 @@ class WhyAnswer:
             lines.append(f"    {self.line} | {self.code}")
         lines += [f"  {note}" for note in self.also]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StubCause:
+    """Why a node's forward input needed no gradient (a dashed "no grad" stub of the picture): the cause and the
+    user's line that cut it, read from a forward record (`record(forward=True)`)."""
+
+    step: int  # the node's id in the trace
+    edge: int  # which of its next edges has no target
+    cause: Cause
+    cut: str  # the call that cut it, as the user wrote it: '.detach()', 'mul under torch.no_grad()', 'argmax'
+    file: str | None = None
+    line: int | None = None
+
+    @property
+    def where(self) -> str | None:
+        """'file.py:12' (the file's base name), or None when the line is unknown."""
+        if self.file is None or self.line is None:
+            return None
+        return f"{self.file.replace(chr(92), '/').rsplit('/', 1)[-1]}:{self.line}"

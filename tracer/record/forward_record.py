@@ -159,6 +159,9 @@ class ForwardRecorder:
         # reference to it: an ndarray shares the tensor's memory and must not keep it alive)
         self._escaped: dict[int, tuple[int, Any]] = {}
         self._mode: _Mode | None = None
+        # the call that made each backward node, for the picture's "no grad" stubs: (node type, sequence number) ->
+        # op index. Python's wrapper of a node comes and goes (its id is no name for it); its sequence number stays
+        self._nodes: dict[tuple[str, int], int] = {}
 
     def __enter__(self) -> ForwardRecorder:
         self._mode = _Mode(self)
@@ -187,6 +190,13 @@ class ForwardRecorder:
         """The serial the record gave this tensor object; None when no call saw it."""
         entry = self._serials.get(id(tensor))
         return entry[1] if entry is not None and entry[0]() is tensor else None
+
+    def op_of(self, fn: Any) -> int | None:
+        """The index of the call whose result has this backward node as grad_fn; None when no call noted made it."""
+        try:
+            return self._nodes.get((type(fn).__name__, fn._sequence_nr()))
+        except (AttributeError, RuntimeError):  # not a node of autograd's (a compiled region's, a stand-in)
+            return None
 
     # ------------------------------------------------------------------ per call
 
@@ -234,6 +244,9 @@ class ForwardRecorder:
             if any(o[0] == seen[0] for o in outputs):
                 continue
             self._made_by[seen[0]] = (index, len(outputs))
+            fn = t.grad_fn
+            if fn is not None:  # the first call to return a node made it (x.contiguous() may hand x back)
+                self._nodes.setdefault((type(fn).__name__, fn._sequence_nr()), index)
             outputs.append(seen)
         self._raw.append(
             {

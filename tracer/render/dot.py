@@ -249,8 +249,8 @@ class Builder:
                             [
                                 ("id", f'"{const}"'),
                                 ("class", '"gt-const"'),
-                                ("label", self.labels.constant()),
-                                ("tooltip", dot_multiline(tooltips.constant(n, k))),
+                                ("label", self.labels.constant(scene.trace.stub(n.id, k))),
+                                ("tooltip", dot_multiline(tooltips.constant(n, k, scene.trace.stub(n.id, k)))),
                             ]
                         )
                         + ";"

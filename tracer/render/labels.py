@@ -10,6 +10,7 @@ from ..analyse.naming import output_title
 from ..analyse.slice_write import slice_write
 from ..model.format import has_values, inline, number, shape_text
 from ..model.records import Jacobian, Leaf, NoteKind, Seed, Step, TensorInfo
+from ..model.why_records import StubCause
 from .escape import basename_source, label_text, plain_label
 from .html_label import Ink, cell, font, row, table, tensor, text
 from .scene import Scene, State, total_norm
@@ -485,9 +486,13 @@ class Labels:
         t = self.theme
         return "<" + table([row(cell(text(module, t.muted, size=SIZE - 1)))], extra=f' BGCOLOR="{t.panel}"') + ">"
 
-    def constant(self) -> str:
+    def constant(self, stub: StubCause | None = None) -> str:
+        """The dashed "no grad" stub; recorded with forward=True it names the cut and its line."""
         t = self.theme
-        return "<" + table([row(cell(font(label_text("no grad: constant or detached"), t.none, size=SMALL)))]) + ">"
+        if stub is None:
+            return "<" + table([row(cell(font(label_text("no grad: constant or detached"), t.none, size=SMALL)))]) + ">"
+        lines = [f"no grad: {stub.cut}"] + ([] if stub.where is None else [stub.where])
+        return "<" + table([row(cell(font(label_text(line), t.none, size=SMALL))) for line in lines]) + ">"
 
     def edge(self, info: TensorInfo | None, colour: str) -> str:
         o = self.opts

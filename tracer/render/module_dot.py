@@ -151,8 +151,8 @@ class _ModuleBuilder:
                 pairs = [
                     ("id", f'"{const}"'),
                     ("class", '"gt-const"'),
-                    ("label", self.base.labels.constant()),
-                    ("tooltip", dot_multiline(tooltips.constant(n, k))),
+                    ("label", self.base.labels.constant(self.scene.trace.stub(n.id, k))),
+                    ("tooltip", dot_multiline(tooltips.constant(n, k, self.scene.trace.stub(n.id, k)))),
                 ]
                 out.append(f"  {const} " + attrs(pairs) + ";")
                 style, _, _ = self.base.edge_style("cut", None, True, n.id, None)

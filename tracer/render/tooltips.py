@@ -7,6 +7,7 @@ from ..analyse.health import check_cannot_judge
 from ..analyse.naming import output_title, step_label, step_ref
 from ..model.format import brief, details, number, shape_text
 from ..model.records import Leaf, Seed, Step, TensorInfo
+from ..model.why_records import StubCause
 from .escape import basename_source
 from .scene import Scene
 
@@ -133,11 +134,14 @@ def seed_edge(scene: Scene, s: Seed) -> list[str]:
     return [f"seed v for {output_title(s)} → {target}", *_indented(scene, s.v)]
 
 
-def constant(n: Step, k: int) -> list[str]:
-    return [
-        f"input {k} of {n.name} (step {n.id}) needs no gradient",
-        "a constant, a .detach()ed tensor, or something computed under torch.no_grad(): the path is cut here",
-    ]
+def constant(n: Step, k: int, stub: StubCause | None = None) -> list[str]:
+    head = f"input {k} of {n.name} (step {n.id}) needs no gradient"
+    if stub is None:
+        return [
+            head,
+            "a constant, a .detach()ed tensor, or something computed under torch.no_grad(): the path is cut here",
+        ]
+    return [head, f"cut by {stub.cut} ({stub.cause.value}) at {stub.where or 'an unknown line'}"]
 
 
 def unreached(scene: Scene, x: Leaf) -> list[str]:
