@@ -70,7 +70,8 @@ def cli() -> None:
     type=PassSelectionType(),
     default=None,
     help="Which passes to draw: a comma list of first, last, flagged (of passes with NaN/Inf, vanishing or exploding "
-    "gradients, the first with each flag), every:N, pass numbers (7) and ranges (3-7), all or none; every pass is "
+    "gradients, the first with each flag; first-flagged keeps only those whole), every:N, pass numbers (7) and "
+    "ranges (3-7), all or none; every pass is "
     f"summarised in the overview (SCRIPT.timeline.svg, .csv) either way. [default: {DEFAULT_PASSES}; all with --pass]",
 )
 @click.option(
@@ -207,7 +208,10 @@ def run(
         published = writer.finish(reporter, overview)
         total = len(digests) or len(recording.traces)
         drawn = [e.trace.index for e in published.entries]
-        skipped = len(draw.flagged_skipped - set(drawn))
+        flagged_not_drawn = set(draw.flagged_skipped)
+        if chosen.first_flagged:  # the recorder kept only the first of each flag: the others are in the digests
+            flagged_not_drawn |= {d.index for d in digests if d.flags and draw.wanted(d.index)}
+        skipped = len(flagged_not_drawn - set(drawn))
         lines = [drawn_line(described(chosen, selection), drawn, total, published.overview, skipped)]
         extra: dict[str, Any] = {"selection": chosen.spec, "digested": len(digests), "overview": published.overview}
         if tensorboard is not None:

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 
     from .outputs import OutputFolder
 
-DEFAULT_PASSES = "first,last,flagged"
+# first-flagged, not flagged: run draws only the first pass with each kind of flag (DrawChoice), so the recorder
+# keeps only those; a thousand later flagged passes cost their digest alone
+DEFAULT_PASSES = "first,last,first-flagged"
 OVERVIEW_FORMATS = ("svg", "csv")
 
 
@@ -64,8 +66,10 @@ def described(selection: PassSelection, ranges: Sequence[object] = ()) -> str:
     if ranges and selection.everything:
         return f"--pass {','.join(str(r) for r in ranges)}"
     # what run draws of the flagged passes (DrawChoice): each kind of flag where it first appears
-    return selection.describe().replace(
-        "every flagged pass (NaN, Inf, vanishing, exploding)", "the first pass with each health flag"
+    return (
+        selection.describe()
+        .replace("every flagged pass (NaN, Inf, vanishing, exploding)", "the first pass with each health flag")
+        .replace("each health flag (NaN, Inf, vanishing, exploding)", "each health flag")
     )
 
 
@@ -110,7 +114,7 @@ class DrawChoice:
             return False
         if self.selection.selects(index, is_last=False, flagged=False):
             return True  # named by all, first, every:N or a number
-        if not self.selection.flagged or self.recorder is None:
+        if not (self.selection.flagged or self.selection.first_flagged) or self.recorder is None:
             return False  # kept as the last pass: last() draws it
         flags = _flags_of(self.recorder.digests, index)
         new = set(flags) - self.seen

@@ -89,3 +89,33 @@ def test_tensorboard_dir_gets_the_scalars_of_every_pass(tmp_path: Path) -> None:
         assert [e.step for e in reader.Histograms(tag)] == [1, 5]
     assert len(reader.Tags()["histograms"]) == 4
     assert "NaN/Inf gradient values left out of the histograms" in result.output
+
+
+@pytest.mark.graphviz
+@pytest.mark.parametrize("spec", [None, "first,last,flagged"])
+def test_default_keeps_only_the_first_pass_of_each_flag_and_draws_as_flagged_does(
+    tmp_path: Path, spec: str | None
+) -> None:
+    """The default keeps 'first,last,first-flagged': the passes it draws, no trace of a repeated flag (which
+    'flagged' keeps but run does not draw either)."""
+    script = tmp_path / "flags.py"
+    script.write_text(
+        "import torch\n"
+        "w = torch.ones(3, requires_grad=True)\n"
+        "for scale in (2.0, 1e-7, 1e-8, 1e7, 1e-9, 1e8, 3.0):\n"
+        "    (w * scale).sum().backward()\n"
+    )
+    out = tmp_path / "out"
+    passes = [] if spec is None else ["--passes", spec]
+    result = invoke("run", script, "-o", out, "-f", "json", *passes)
+    assert result.exit_code == 0, result.output
+    drawn = sorted(int(p.name.split(".pass")[1].split(".")[0]) for p in out.glob("flags.pass*.json"))
+    assert drawn == [1, 2, 4, 7]
+    assert "drew 4 of 7 passes" in result.output and "1, 2, 4, 7" in result.output
+    assert "3 more flagged passes not drawn" in result.output
+    rows = list(csv.DictReader(io.StringIO((out / "flags.timeline.csv").read_text())))
+    assert sorted({int(r["pass"]) for r in rows}) == list(range(1, 8))  # every pass is summarised either way
+    as_json = invoke("run", script, "-o", tmp_path / "again", "-f", "json", "--json", *passes)
+    assert as_json.exit_code == 0, as_json.output
+    expected = "first,last,first-flagged" if spec is None else spec
+    assert f'"selection": "{expected}"' in as_json.output

@@ -154,6 +154,31 @@ def test_exploding_and_vanishing_flags_follow_health_thresholds(hooks: str) -> N
     assert [t.index for t in rec.traces] == [1, 2]
 
 
+def test_keep_first_flagged_keeps_the_first_pass_of_each_flag_kind(hooks: str) -> None:
+    """first-flagged (gradtrace run's default): later passes with a flag already seen keep only their digest."""
+    w = torch.ones(3, requires_grad=True)
+    with tracer.record(names={"w": w}, keep="first-flagged") as rec:
+        for scale in (2.0, 1e-7, 1e-8, 1e7, 1e-7, 1e8, float("nan"), 3.0, float("nan")):
+            (w * scale).sum().backward()
+    assert [d.flags for d in rec.digests] == [
+        (),
+        ("vanishing",),
+        ("vanishing",),
+        ("exploding",),
+        ("vanishing",),
+        ("exploding",),
+        ("nan",),
+        (),
+        ("nan",),
+    ]
+    assert [t.index for t in rec.traces] == [2, 4, 7]
+    assert [d.index for d in rec.digests if d.kept] == [2, 4, 7]
+    for t, scale in zip(rec.traces, (1e-7, 1e7), strict=False):  # each kept trace is its own pass's
+        g = t.leaves["w"].grad
+        assert g is not None and g.stats is not None
+        assert g.stats.norm == pytest.approx(torch.linalg.vector_norm(torch.full((3,), scale)).item(), rel=1e-6)
+
+
 def test_keep_last_holds_only_the_latest_pass(hooks: str) -> None:
     w = torch.randn(4, requires_grad=True)
     seen: list[int] = []
@@ -249,6 +274,8 @@ print(json.dumps({"growth_mib": end - start, "digests": len(rec.digests), "trace
         ("first,last,flagged", [1, 4, 12]),
         ("every:5", [5, 10]),
         ("every:5,flagged", [4, 5, 10]),
+        ("first,last,first-flagged", [1, 4, 12]),
+        ("first-flagged,flagged", [4]),
         ("1,10,last", [1, 10, 12]),
         (" 3-5 , 11", [3, 4, 5, 11]),
         ("none", []),
@@ -256,7 +283,7 @@ print(json.dumps({"growth_mib": end - start, "digests": len(rec.digests), "trace
 )
 def test_pass_selection(spec: str, chosen: list[int]) -> None:
     sel = parse_pass_selection(spec)
-    assert [i for i in range(1, 13) if sel.selects(i, is_last=i == 12, flagged=i == 4)] == chosen
+    assert [i for i in range(1, 13) if sel.selects(i, is_last=i == 12, flagged=i == 4, new_flag=i == 4)] == chosen
     assert parse_pass_selection(sel.spec) == sel  # the normalised text reads back the same
 
 

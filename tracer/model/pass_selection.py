@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from .errors import GradtraceError
 
-_WORDS = ("all", "none", "first", "last", "flagged")
+_WORDS = ("all", "none", "first", "last", "flagged", "first-flagged")
 _GRAMMAR = (
     "A pass selection is a comma-separated list of: all, none, first, last, flagged (passes whose gradients hold "
-    "NaN or Inf, vanish or explode), every:N (passes N, 2N, 3N, ...), a pass number (7) or a range of pass "
+    "NaN or Inf, vanish or explode), first-flagged (of those, the first to carry each kind of flag), "
+    "every:N (passes N, 2N, 3N, ...), a pass number (7) or a range of pass "
     "numbers (3-7); passes are numbered from 1 in the order they started, e.g. 'first,last,flagged', "
     "'1,10,last' or 'every:100,flagged'."
 )
@@ -31,17 +32,19 @@ class PassSelection:
     first: bool = False
     last: bool = False
     flagged: bool = False
+    first_flagged: bool = False  # only the first pass to carry each kind of flag (NaN, Inf, vanishing, exploding)
     every: tuple[int, ...] = ()
     ranges: tuple[tuple[int, int], ...] = ()  # inclusive (start, end); a single pass number n is (n, n)
 
-    def selects(self, index: int, *, is_last: bool = False, flagged: bool = False) -> bool:
+    def selects(self, index: int, *, is_last: bool = False, flagged: bool = False, new_flag: bool = False) -> bool:
         """Whether pass `index` (1-based) is chosen; `is_last`: it is the final pass of the block, `flagged`: its
-        health flags are not empty."""
+        health flags are not empty, `new_flag`: one of them is a kind no earlier pass of the block carried."""
         return (
             self.all
             or (self.first and index == 1)
             or (self.last and is_last)
             or (self.flagged and flagged)
+            or (self.first_flagged and new_flag)
             or any(index % n == 0 for n in self.every)
             or any(start <= index <= end for start, end in self.ranges)
         )
@@ -62,6 +65,8 @@ class PassSelection:
             parts.append("the last pass")
         if self.flagged:
             parts.append("every flagged pass (NaN, Inf, vanishing, exploding)")
+        elif self.first_flagged:
+            parts.append("the first pass with each health flag (NaN, Inf, vanishing, exploding)")
         parts += [f"every {_ordinal(n)} pass" if n > 1 else "every pass" for n in self.every]
         parts += [f"pass {a}" if a == b else f"passes {a}-{b}" for a, b in self.ranges]
         if not parts:
@@ -117,7 +122,9 @@ def parse_pass_selection(spec: str | PassSelection) -> PassSelection:
         return ALL if len(parts) == 1 else PassSelection(spec="all", all=True)
     ranges = sorted(set(ranges))
     every = sorted(set(every))
-    normal: list[str] = [w for w in ("first", "last", "flagged", "none") if w in words]
+    if "flagged" in words:
+        words.discard("first-flagged")  # every flagged pass includes the first of each kind
+    normal: list[str] = [w for w in ("first", "last", "flagged", "first-flagged", "none") if w in words]
     normal += [f"every:{n}" for n in every]
     normal += [str(a) if a == b else f"{a}-{b}" for a, b in ranges]
     return PassSelection(
@@ -125,6 +132,7 @@ def parse_pass_selection(spec: str | PassSelection) -> PassSelection:
         first="first" in words,
         last="last" in words,
         flagged="flagged" in words,
+        first_flagged="first-flagged" in words,
         every=tuple(every),
         ranges=tuple(ranges),
     )

@@ -33,6 +33,7 @@ from ..model.pass_selection import PassSelection, parse_pass_selection
 from ..model.records import CAPTURES, JACOBIAN_LIMIT, MAX_VALUES, Capture, Options, Trace
 from ..model.seam import upstairs
 from ..model.timeline_records import Timeline
+from ..model.why_records import StubCause
 from .backward_call import BackwardCall
 from .collector_pause import collector_paused
 from .digest_builder import Digester, PassFacts
@@ -47,6 +48,7 @@ from .pass_recorder import PassRecorder, graph_task_id, running_passes
 from .pass_seen import PassSeen
 from .sample_reduction import SampleReducer
 from .skipped_passes import SKIPPED, is_batched, skipped_text
+from .stub_causes import stub_causes
 from .tensorboard_export import TensorBoardExport, write_tensorboard
 from .trace_builder import build_trace
 
@@ -105,6 +107,7 @@ class Recorder:
         self._reducer = SampleReducer()
         self._latest: tuple[int, str | None, _Pending] | None = None  # keep="...last": the pass that may be last
         self._highest = 0  # the highest pass index delivered
+        self._flag_kinds: set[str] = set()  # the health flags the block's passes carried so far (first-flagged)
 
     def __enter__(self) -> Recorder:
         if self._thread is not None:
@@ -218,12 +221,15 @@ class Recorder:
         with self._lock:
             # the label as it is now: a caller may relabel between passes (gradtrace run names them by cell)
             label = self.label
-            flagged = False
+            flagged = new_flag = False
             if facts is not None:
                 digest = self._digester.digest(facts, index=index, label=_joined(label, pending.label))
                 flagged = bool(digest.flags)
+                if flagged:
+                    new_flag = not self._flag_kinds.issuperset(digest.flags)
+                    self._flag_kinds.update(digest.flags)
                 _insert(self._digests, digest, lambda d: d.index)
-            kept = self.keep.selects(index, flagged=flagged)
+            kept = self.keep.selects(index, flagged=flagged, new_flag=new_flag)
             if kept:
                 self._keep(index, label, pending)
             if self.keep.last and index > self._highest:
@@ -658,8 +664,10 @@ def _finish_and_deliver(
     error: BaseException | None,
     label: str | None = None,
 ) -> None:
+    stubs: tuple[StubCause, ...] = ()
     try:
         pas.harvest(result, error)
+        stubs = _stub_causes(pas, recorders)
     except Exception as exc:  # our bug must never cost the user their backward pass
         _could_not_record(exc)
         for rec in recorders:
@@ -668,9 +676,20 @@ def _finish_and_deliver(
     finally:
         pas.release()
     assert pas.seen is not None  # harvest() returned
-    pending = _Pending(pas.seen, label)
+    pending = _Pending(pas.seen, label, stubs)
     for rec, index in zip(recorders, indices, strict=True):
         rec._deliver(index, pending, pas.facts)
+
+
+def _stub_causes(pas: PassRecorder, recorders: list[Recorder]) -> tuple[StubCause, ...]:
+    """With record(forward=True): why each "no grad" stub has no gradient (read while the graph's nodes are held)."""
+    forward = next((rec.forward for rec in recorders if rec.forward is not None), None)
+    if forward is None or pas.seen is None:
+        return ()
+    try:
+        return stub_causes(pas.graph.fns, pas.graph.edges, pas.seen.ids, forward)
+    except Exception:  # our failure to read the causes costs the stubs their words, never the pass its record
+        return ()
 
 
 def _could_not_record(exc: Exception) -> None:
@@ -680,9 +699,10 @@ def _could_not_record(exc: Exception) -> None:
 class _Pending:
     """A recorded pass whose Trace is built on first request, once, for every record() block it belongs to."""
 
-    def __init__(self, seen: PassSeen, label: str | None = None) -> None:
+    def __init__(self, seen: PassSeen, label: str | None = None, stubs: tuple[StubCause, ...] = ()) -> None:
         self._seen: PassSeen | None = seen
         self.label = label  # the pass's own label (a torch.func pass: its transform)
+        self.stubs = stubs  # why its "no grad" stubs have none (record(forward=True) only)
         self._trace: Trace | None = None
         self.error: str | None = None  # why the Trace could not be built
         self._lock = threading.Lock()
@@ -705,6 +725,8 @@ class _Pending:
                     self._trace = build_trace(seen)
                     if self.label is not None:
                         self._trace = dataclasses.replace(self._trace, label=self.label)
+                    if self.stubs:
+                        self._trace = dataclasses.replace(self._trace, stubs=self.stubs)
                 except Exception as exc:  # our bug: the pass ran fine, only its record is lost
                     _could_not_record(exc)
                     self.error = f"{type(exc).__name__}: {exc}"
