@@ -19,6 +19,7 @@ import json
 import math
 import statistics
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..model.digest import LeafDigest, PassDigest
@@ -197,17 +198,7 @@ def _marked(series: list[Series], vanishing: float, exploding: float) -> list[Se
                 if median is not None and norm > exploding * median:
                     extra += ("exploding",)
             marks.append(mark + extra)
-        out.append(
-            Series(
-                name=s.name,
-                kind=s.kind,
-                rank=s.rank,
-                leaves=s.leaves,
-                grad_norm=s.grad_norm,
-                update_ratio=s.update_ratio,
-                marks=tuple(marks),
-            )
-        )
+        out.append(replace(s, marks=tuple(marks)))
     return out
 
 
@@ -242,17 +233,7 @@ def _diverged(series: list[Series], diverging: float) -> list[Series]:
     for s in series:
         flags = extra[(s.name, s.rank)]
         marks = tuple(m + (("diverged",) if flag else ()) for m, flag in zip(s.marks, flags, strict=True))
-        out.append(
-            Series(
-                name=s.name,
-                kind=s.kind,
-                rank=s.rank,
-                leaves=s.leaves,
-                grad_norm=s.grad_norm,
-                update_ratio=s.update_ratio,
-                marks=marks,
-            )
-        )
+        out.append(replace(s, marks=marks))
     return out
 
 
