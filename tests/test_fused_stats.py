@@ -88,6 +88,10 @@ def _cases() -> dict[str, torch.Tensor]:
 def test_kernel_equals_torch_reductions(case: str) -> None:
     t = _cases()[case]
     row = fused_stats(t)
+    if not t.is_contiguous():
+        # a transposed or expanded gradient is left to torch's reductions (no contiguous copy: peak memory)
+        assert row is None
+        row = exact_stats(t if t.dtype == torch.float64 else t.double())
     assert row is not None
     _assert_matches(row, t)
 

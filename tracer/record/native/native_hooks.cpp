@@ -103,9 +103,18 @@ at::Tensor fused_stats(const at::Tensor& t);  // below: exact statistics in one 
 at::Tensor reduced_stats(const at::Tensor& t) {
   const at::Tensor x = t.is_floating_point() ? t : t.to(at::kDouble);
   const auto range = at::aminmax(x);
-  return at::stack({at::linalg_vector_norm(x, 2).to(at::kDouble), std::get<0>(range).to(at::kDouble),
-                    std::get<1>(range).to(at::kDouble), x.sum().to(at::kDouble), at::count_nonzero(x).to(at::kDouble),
-                    at::isnan(x).sum().to(at::kDouble), at::isinf(x).sum().to(at::kDouble)});
+  const at::Tensor norm = at::linalg_vector_norm(x, 2).to(at::kDouble);
+  at::Tensor nan, inf;
+  if (x.is_cpu() && std::isfinite(norm.item<double>())) {
+    // A finite norm rules out NaN and Inf (no device sync on the CPU): no isnan/isinf masks of the whole
+    // gradient, which raised a capture="stats" pass's peak memory (as tensors.py's reduced_stats does)
+    nan = inf = at::zeros({}, at::kDouble);
+  } else {
+    nan = at::isnan(x).sum().to(at::kDouble);
+    inf = at::isinf(x).sum().to(at::kDouble);
+  }
+  return at::stack({norm, std::get<0>(range).to(at::kDouble), std::get<1>(range).to(at::kDouble),
+                    x.sum().to(at::kDouble), at::count_nonzero(x).to(at::kDouble), nan, inf});
 }
 
 class Table {
@@ -1234,11 +1243,12 @@ at::Tensor fused_stats(const at::Tensor& given) {
   const bool readable = given.defined() && given.device().is_cpu() && given.layout() == at::kStrided &&
                         given.numel() > 0 && !functorch_wrapped(given) &&
                         (type == at::kFloat || type == at::kDouble || type == at::kHalf || type == at::kBFloat16);
-  if (!readable) {
+  // A transposed or expanded gradient goes to torch's reductions, which read strides: a contiguous copy per
+  // gradient raised the peak memory of a capture="stats" pass by a quarter (glibc keeps the freed copies' heap).
+  if (!readable || !given.is_contiguous() || given.is_neg()) {
     return at::empty({0}, at::kDouble);
   }
-  // A transposed or expanded gradient: one copy (freed at once), then one read; still fewer than five.
-  const at::Tensor t = given.is_contiguous() && !given.is_neg() ? given : given.contiguous().resolve_neg();
+  const at::Tensor& t = given;
   const int64_t n = t.numel();
   const int64_t chunks = (n + kFusedChunk - 1) / kFusedChunk;
   std::vector<FusedPart> parts(static_cast<size_t>(chunks));
